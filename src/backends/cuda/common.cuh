@@ -1,0 +1,113 @@
+// Device-side helpers shared by the CUDA kernel families: element conversions, launch
+// configuration, broadcasting index maps, and host-side dtype dispatch.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "backends/cuda/kernel.h"
+
+namespace kiln::cuda {
+
+inline constexpr int kMaxRank = 8;  // kernels refuse (in supports) tensors of higher rank
+
+// Loads and stores of float-like element types, computing in float.
+template <typename T>
+__device__ __forceinline__ float load_f(const T* p, int64_t i) {
+  return static_cast<float>(p[i]);
+}
+template <>
+__device__ __forceinline__ float load_f<__half>(const __half* p, int64_t i) {
+  return __half2float(p[i]);
+}
+template <>
+__device__ __forceinline__ float load_f<__nv_bfloat16>(const __nv_bfloat16* p, int64_t i) {
+  return __bfloat162float(p[i]);
+}
+template <typename T>
+__device__ __forceinline__ T from_f(float v) {
+  return static_cast<T>(v);
+}
+template <>
+__device__ __forceinline__ __half from_f<__half>(float v) {
+  return __float2half_rn(v);
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+// Grid-stride launch shape for n elements.
+struct Launch {
+  unsigned grid = 1;
+  unsigned block = 256;
+};
+inline Launch launch_for(int64_t n, unsigned block = 256) {
+  Launch l;
+  l.block = block;
+  int64_t g = (n + block - 1) / block;
+  if (g < 1) g = 1;
+  if (g > 65535LL * 32) g = 65535LL * 32;  // grid-stride loops cover the rest
+  l.grid = static_cast<unsigned>(g);
+  return l;
+}
+
+#define KILN_GRID_STRIDE_LOOP(i, n)                                                   \
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
+       i += static_cast<int64_t>(blockDim.x) * gridDim.x)
+
+// Maps a linear index of an output of shape `out` to the offset of an input broadcast to it
+// (numpy rules; strides of broadcast dims are 0). Passed to kernels by value.
+struct BroadcastMap {
+  int rank = 0;
+  int64_t out_dims[kMaxRank] = {};
+  int64_t in_strides[kMaxRank] = {};
+
+  __device__ __forceinline__ int64_t offset(int64_t linear) const {
+    int64_t off = 0;
+    for (int d = rank - 1; d >= 0; --d) {
+      int64_t idx = linear % out_dims[d];
+      linear /= out_dims[d];
+      off += idx * in_strides[d];
+    }
+    return off;
+  }
+};
+
+// Host side: the map for an input of shape `in` read as `out` (in's rank <= out's rank, aligned
+// to the right). Both ranks must be <= kMaxRank (checked by supports()).
+inline BroadcastMap make_broadcast_map(const std::vector<int64_t>& in,
+                                       const std::vector<int64_t>& out) {
+  BroadcastMap m;
+  m.rank = static_cast<int>(out.size());
+  int64_t stride = 1;
+  int shift = m.rank - static_cast<int>(in.size());
+  for (int d = m.rank - 1; d >= 0; --d) {
+    m.out_dims[d] = out[static_cast<size_t>(d)];
+    int id = d - shift;
+    int64_t extent = id >= 0 ? in[static_cast<size_t>(id)] : 1;
+    m.in_strides[d] = extent == 1 ? 0 : stride;
+    stride *= extent;
+  }
+  return m;
+}
+
+// Host-side dispatch over the float types kernels compute in float:
+//   return dispatch_float(dt, [&](auto tag) { using T = decltype(tag); ... });
+// Returns false (did nothing) for other dtypes.
+template <typename F>
+bool dispatch_float(DType dt, F&& f) {
+  switch (dt) {
+    case DType::kFloat32: f(float{}); return true;
+    case DType::kFloat16: f(__half{}); return true;
+    case DType::kBFloat16: f(__nv_bfloat16{}); return true;
+    case DType::kFloat64: f(double{}); return true;
+    default: return false;
+  }
+}
+
+}  // namespace kiln::cuda
