@@ -13,6 +13,9 @@
 #include <string>
 #include <vector>
 
+#include <span>
+
+#include "kiln/builder.h"
 #include "kiln/dtype.h"
 #include "kiln/status.h"
 
@@ -46,29 +49,75 @@ struct TensorInfo {
 
 class ExecutionContext;
 
-// An imported, optimized model ready to run. Immutable: share it between threads; each thread
-// uses its own ExecutionContext.
+// A tensor in device memory (CUDA engines), not owned.
+struct DeviceTensorView {
+  void* data = nullptr;
+  DType dtype = DType::kUndefined;
+  std::vector<int64_t> shape;
+};
+
+// Time of one layer in a profiled run.
+struct LayerTime {
+  std::string name;    // node name
+  std::string op;      // op type
+  std::string device;  // "cuda", "cpu"
+  double ms = 0;
+};
+
+// A built model ready to run: immutable, shared between threads; each thread runs through its
+// own ExecutionContext.
 class Engine {
  public:
   virtual ~Engine() = default;
-  // Imports an ONNX model file and prepares it for the CPU backend.
+  // Imports an ONNX model and builds a CPU engine in memory.
   static StatusOr<std::unique_ptr<Engine>> from_onnx(const std::string& path);
+  // Loads an engine file (memory-mapped). Refuses files that are damaged or built for another
+  // target, saying what to rebuild.
+  static StatusOr<std::shared_ptr<Engine>> load(const std::string& path);
+  // Same, from engine bytes in memory.
+  static StatusOr<std::shared_ptr<Engine>> deserialize(std::span<const uint8_t> bytes);
 
+  virtual Device device() const = 0;
   virtual const std::vector<TensorInfo>& inputs() const = 0;
   virtual const std::vector<TensorInfo>& outputs() const = 0;
+  virtual const std::vector<OptimizationProfile>& profiles() const = 0;
+  // Layers with their device, kernel, tactic and precision; memory use; build options (JSON).
+  virtual std::string describe_json() const = 0;
+  // A new context; null when it cannot be made (create_context says why).
   virtual std::unique_ptr<ExecutionContext> create_execution_context() const = 0;
+  virtual StatusOr<std::unique_ptr<ExecutionContext>> create_context() const = 0;
 };
 
-// Per-run state: bound inputs and produced outputs.
+// Per-run state: bound inputs, produced outputs, the stream and activation memory (CUDA).
 class ExecutionContext {
  public:
   virtual ~ExecutionContext() = default;
-  // Binds an input by name (copied). Checked against the model's dtype and static dims.
+  // Binds an input by name (copied). Checked against the model's dtype, static dims and the
+  // engine's optimization profiles.
   virtual Status set_input(const std::string& name, HostTensor tensor) = 0;
-  // Runs the model synchronously with the bound inputs.
+  // Binds an input already in device memory (CUDA engines; not copied: keep it valid until the
+  // run completes).
+  virtual Status set_input_device(const std::string& name, const DeviceTensorView& tensor) = 0;
+  // Runs synchronously; outputs are then on the host (output()).
   virtual Status execute() = 0;
+  // Enqueues a run on `stream` (a cudaStream_t; null: the context's own) and returns at once.
+  // Outputs stay on the device (device_output()) and are valid once the stream gets there and
+  // until the next run. On a CPU engine this runs synchronously.
+  virtual Status enqueue(void* stream = nullptr) = 0;
   // An output of the last execute(), or null when there is no such (tensor) output.
   virtual const HostTensor* output(const std::string& name) const = 0;
+  // An output of the last enqueue() on the device; shapes that depend on data are final here.
+  virtual StatusOr<DeviceTensorView> device_output(const std::string& name) const = 0;
+  // The context's own CUDA stream (null on a CPU engine).
+  virtual void* stream() const = 0;
+  // Capture each input shape's run into a CUDA graph and replay it (CUDA engines).
+  virtual void set_cuda_graph(bool on) = 0;
+  // Time every layer of later runs (slows them down).
+  virtual void set_profiling(bool on) = 0;
+  virtual std::vector<LayerTime> layer_times() const = 0;
+  // What the last run did that a user tuning latency may want to know (host syncs, copies,
+  // CUDA graph replay or why not).
+  virtual std::string run_notes() const = 0;
 };
 
 }  // namespace kiln

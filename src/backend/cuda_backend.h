@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "core/datum.h"
 #include "ir/graph.h"
 #include "kiln/status.h"
 
@@ -31,5 +32,33 @@ std::string cuda_supports(const ir::Node& node);
 std::vector<int> cuda_host_inputs(const ir::Node& node);
 // True when the CUDA kernel of `node` waits on the stream (data-dependent output sizes).
 bool cuda_synchronizes(const ir::Node& node);
+
+}  // namespace kiln::backend
+
+namespace kiln::runtime {
+struct EngineData;
+}
+namespace kiln {
+class ExecutionContext;
+}
+
+namespace kiln::backend {
+
+// Prepares the CUDA side of a loaded engine (kernels, weights on the GPU): a cuda::Program.
+StatusOr<std::shared_ptr<const void>> create_cuda_program(const runtime::EngineData& data);
+// A context of a CUDA engine (its own stream, arena, handles).
+StatusOr<std::unique_ptr<ExecutionContext>> create_cuda_context(
+    std::shared_ptr<const runtime::EngineData> data);
+// Activation arena bytes a context needed to run `data` with `inputs` (zeros of those
+// shapes), or an error when the run fails.
+StatusOr<uint64_t> cuda_trial_run(
+    std::shared_ptr<const runtime::EngineData> data,
+    const std::vector<std::pair<std::string, std::vector<int64_t>>>& inputs);
+
+// Runs a CUDA engine once with host values of any kind (tensors, sequences, optionals) and
+// returns the graph outputs on the host (conformance tests).
+StatusOr<std::vector<Datum>> cuda_run_values(
+    std::shared_ptr<const runtime::EngineData> data,
+    const std::vector<std::pair<std::string, Datum>>& feeds);
 
 }  // namespace kiln::backend

@@ -12,11 +12,15 @@
 #include <set>
 #include <sstream>
 
+#include "backend/builder.h"
+#include "backend/cuda_backend.h"
 #include "cli.h"
 #include "commands.h"
+#include "engine/engine_file.h"
 #include "onnx/importer.h"
 #include "runtime/compare.h"
 #include "runtime/cpu_model.h"
+#include "runtime/engine_io.h"
 
 namespace fs = std::filesystem;
 
@@ -58,10 +62,49 @@ Datum fix_bfloat16_bits(Datum d, const ir::TypeInfo& declared) {
   return Datum::of(std::move(t));
 }
 
-CaseResult run_case(const Case& c) {
-  StatusOr<CpuModel> m = load_cpu_model((c.dir / "model.onnx").string());
-  if (!m.ok()) return {Outcome::kFail, m.status().to_string()};
-  const ir::Graph& g = *m->model->graph;
+// How a case runs: the CPU reference executor, or a CUDA engine built for the case (strict:
+// every node on the GPU), serialized and loaded back as `kiln build` + `kiln run` would.
+struct Runner {
+  std::string backend = "cpu";
+  bool strict = false;
+  std::unique_ptr<ir::Model> cpu_model;
+  std::unique_ptr<cpu::Executor> cpu;
+  std::shared_ptr<runtime::EngineData> engine;
+
+  Status load(const std::string& path) {
+    if (backend == "cpu") {
+      KILN_ASSIGN_OR_RETURN(CpuModel m, load_cpu_model(path));
+      cpu_model = std::move(m.model);
+      cpu = std::move(m.executor);
+      return Status::Ok();
+    }
+    BuilderConfig c;
+    c.device = Device::kCuda;
+    c.tf32 = false;  // the suite's tolerances are FP32's
+    c.strict = strict;
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<runtime::EngineData> built,
+                          backend::build_engine_data(path, c));
+    KILN_ASSIGN_OR_RETURN(engine::TargetInfo target, runtime::current_target(Device::kCuda));
+    KILN_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, runtime::serialize_engine(*built, target));
+    KILN_ASSIGN_OR_RETURN(std::shared_ptr<engine::EngineFile> f,
+                          engine::EngineFile::from_bytes(bytes, path));
+    KILN_ASSIGN_OR_RETURN(engine, runtime::load_engine_data(std::move(f)));
+    return Status::Ok();
+  }
+  const ir::Graph& graph() const { return cpu ? *cpu_model->graph : *engine->model->graph; }
+  StatusOr<std::vector<Datum>> run(const std::vector<std::pair<std::string, Datum>>& feeds) {
+    if (cpu) return cpu->run(feeds);
+    return backend::cuda_run_values(engine, feeds);
+  }
+};
+
+CaseResult run_case(const Case& c, const ConformanceOptions& o) {
+  Runner m;
+  m.backend = o.backend;
+  m.strict = o.strict;
+  Status loaded = m.load((c.dir / "model.onnx").string());
+  if (!loaded.ok()) return {Outcome::kFail, loaded.to_string()};
+  const ir::Graph& g = m.graph();
   std::vector<const ir::Value*> inputs;
   for (const ir::Value* v : g.inputs) {
     if (!v->constant) inputs.push_back(v);
@@ -82,7 +125,7 @@ CaseResult run_case(const Case& c) {
       if (!d.ok()) return {Outcome::kFail, d.status().to_string()};
       feeds.emplace_back(inputs[k]->name, fix_bfloat16_bits(std::move(d).value(), inputs[k]->type));
     }
-    StatusOr<std::vector<Datum>> outs = m->executor->run(feeds);
+    StatusOr<std::vector<Datum>> outs = m.run(feeds);
     if (!outs.ok()) return {Outcome::kFail, outs.status().to_string()};
     for (size_t k = 0;; ++k) {
       fs::path f = set / ("output_" + std::to_string(k) + ".pb");
@@ -119,7 +162,8 @@ std::string describe_exit(int status, int timeout_s) {
   return "exited with status " + std::to_string(WEXITSTATUS(status)) + " without a result";
 }
 
-std::vector<CaseResult> run_forked(const std::vector<Case>& cases, int jobs, int timeout_s) {
+std::vector<CaseResult> run_forked(const std::vector<Case>& cases, const ConformanceOptions& o) {
+  const int jobs = o.jobs, timeout_s = o.timeout_s;
   std::vector<CaseResult> results(cases.size());
   std::vector<Running> running;
   size_t next = 0;
@@ -137,7 +181,7 @@ std::vector<CaseResult> run_forked(const std::vector<Case>& cases, int jobs, int
       if (pid == 0) {
         close(fds[0]);
         alarm(static_cast<unsigned>(timeout_s));
-        CaseResult r = run_case(cases[next]);
+        CaseResult r = run_case(cases[next], o);
         std::string out(1, static_cast<char>(r.outcome));
         out += r.message;
         const char* p = out.data();
@@ -241,21 +285,22 @@ int conformance_command(const ConformanceOptions& o) {
                                                "its subfolders)"));
     }
   }
+  const std::string label = o.backend + (o.backend == "cuda" && o.strict ? "-strict" : "");
   std::map<std::string, std::string> expected_failures;
   if (!o.expectations.empty()) {
     if (o.suite.empty()) {
       return report_error(invalid_argument("--expectations needs --suite NAME"));
     }
-    auto e = read_expectations(o.expectations, o.backend, o.suite);
+    auto e = read_expectations(o.expectations, label, o.suite);
     if (!e.ok()) return report_error(e.status());
     expected_failures = *e;
   }
 
   std::vector<CaseResult> results;
   if (o.no_fork) {
-    for (const Case& c : cases) results.push_back(run_case(c));
+    for (const Case& c : cases) results.push_back(run_case(c, o));
   } else {
-    results = run_forked(cases, o.jobs, o.timeout_s);
+    results = run_forked(cases, o);
   }
 
   int passed = 0, failed = 0, skipped = 0, unexpected = 0, fixed = 0;
@@ -289,8 +334,8 @@ int conformance_command(const ConformanceOptions& o) {
           ++unexpected;
           std::printf("FAIL %s: %s\n", name.c_str(), msg.c_str());
         }
-        expectations_out << o.backend << " " << (o.suite.empty() ? "-" : o.suite) << " " << name
-                         << " " << msg.substr(0, 200) << "\n";
+        expectations_out << label << " " << (o.suite.empty() ? "-" : o.suite) << " " << name << " "
+                         << msg.substr(0, 200) << "\n";
         break;
       }
     }

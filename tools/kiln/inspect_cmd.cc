@@ -6,6 +6,7 @@
 #include "backends/cpu/executor.h"
 #include "cli.h"
 #include "commands.h"
+#include "engine_cache.h"
 #include "ir/printer.h"
 #include "onnx/importer.h"
 #include "passes/pass_manager.h"
@@ -24,9 +25,75 @@ void count_ops(const ir::Graph& g, std::map<std::string, int>* hist) {
   }
 }
 
+std::string mb(uint64_t b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2f MB", static_cast<double>(b) / 1e6);
+  return buf;
+}
+
+int inspect_engine(const InspectOptions& o) {
+  StatusOr<std::shared_ptr<Engine>> e = Engine::load(o.model);
+  if (!e.ok()) return report_error(e.status());
+  std::string text = (*e)->describe_json();
+  if (o.json) {
+    std::cout << text << "\n";
+    return kExitOk;
+  }
+  nlohmann::json j = nlohmann::json::parse(text);
+  const auto& t = j["target"];
+  std::printf("engine   %s (Kiln %s)\n", o.model.c_str(),
+              j["kiln_version"].get<std::string>().c_str());
+  if (t["device"] == "cuda") {
+    std::printf("target   cuda sm_%d (%s), CUDA %s, cuDNN %s, cuBLASLt %d\n", t["sm"].get<int>(),
+                t["gpu"].get<std::string>().c_str(), t["cuda_runtime"].get<std::string>().c_str(),
+                t["cudnn"].get<std::string>().c_str(), t["cublaslt"].get<int>());
+  } else {
+    std::printf("target   cpu (%s)\n", t["cpu_isa"].get<std::string>().c_str());
+  }
+  std::printf("options  %s\n", j["options"].dump().c_str());
+  const auto& m = j["memory"];
+  std::printf("memory   weights %s, peak activations %s, file %s\n",
+              mb(m["weight_bytes"].get<uint64_t>()).c_str(),
+              mb(m["peak_activation_bytes"].get<uint64_t>()).c_str(),
+              mb(m["file_bytes"].get<uint64_t>()).c_str());
+  for (const char* side : {"inputs", "outputs"}) {
+    std::printf("%s\n", side);
+    for (const auto& io : j[side]) {
+      std::printf("  %s: %s%s\n", io["name"].get<std::string>().c_str(),
+                  io["dtype"].get<std::string>().c_str(), io["shape"].dump().c_str());
+    }
+  }
+  int pi = 0;
+  for (const auto& p : j["profiles"]) {
+    std::printf("profile %d\n", pi++);
+    for (const auto& [name, r] : p.items()) {
+      std::printf("  %s: min %s opt %s max %s\n", name.c_str(), r["min"].dump().c_str(),
+                  r["opt"].dump().c_str(), r["max"].dump().c_str());
+    }
+  }
+  std::printf("layers (%zu)\n", j["layers"].size());
+  std::printf("  %-4s %-36s %-18s %-5s %-28s %6s %-9s %s\n", "#", "name", "op", "dev", "kernel",
+              "tactic", "precision", "shapes (in -> out)");
+  int i = 0;
+  for (const auto& l : j["layers"]) {
+    std::string shapes;
+    for (const auto& s : l["inputs"]) shapes += (shapes.empty() ? "" : " ") + s.get<std::string>();
+    shapes += " ->";
+    for (const auto& s : l["outputs"]) shapes += " " + s.get<std::string>();
+    std::printf("  %-4d %-36.36s %-18.18s %-5s %-28.28s %6lld %-9s %s\n", i++,
+                l["name"].get<std::string>().c_str(), l["op"].get<std::string>().c_str(),
+                l["device"].get<std::string>().c_str(), l["kernel"].get<std::string>().c_str(),
+                static_cast<long long>(l["tactic"].get<int64_t>()),
+                l["precision"].get<std::string>().c_str(), shapes.c_str());
+    if (l.contains("note")) std::printf("       note: %s\n", l["note"].get<std::string>().c_str());
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int inspect_command(const InspectOptions& o) {
+  if (is_engine_file(o.model)) return inspect_engine(o);
   StatusOr<std::unique_ptr<ir::Model>> loaded = onnx::load_model(o.model);
   if (!loaded.ok()) return report_error(loaded.status());
   ir::Model& m = **loaded;

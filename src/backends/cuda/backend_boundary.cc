@@ -5,7 +5,9 @@
 
 namespace kiln::backend {
 
-bool cuda_built() { return true; }
+bool cuda_built() {
+  return true;
+}
 
 StatusOr<GpuInfo> cuda_device() {
   KILN_ASSIGN_OR_RETURN(cuda::DeviceInfo d, cuda::query_device());

@@ -6,8 +6,8 @@
 namespace kiln::cuda {
 
 Status cuda_error(cudaError_t e, const char* what) {
-  std::string msg = std::string(what) + ": " + cudaGetErrorName(e) + " (" +
-                    cudaGetErrorString(e) + ")";
+  std::string msg =
+      std::string(what) + ": " + cudaGetErrorName(e) + " (" + cudaGetErrorString(e) + ")";
   if (e == cudaErrorMemoryAllocation) return Status(StatusCode::kOutOfMemory, msg);
   return Status(StatusCode::kInternal, msg);
 }
@@ -54,8 +54,8 @@ Status KernelContext::unsupported_type(DType t) const {
 Status KernelContext::check_launch(const char* what) const {
   cudaError_t e = cudaGetLastError();
   if (e == cudaSuccess) return Status::Ok();
-  return node_.error(StatusCode::kInternal, std::string(what) + ": " + cudaGetErrorName(e) +
-                                                " (" + cudaGetErrorString(e) + ")");
+  return node_.error(StatusCode::kInternal, std::string(what) + ": " + cudaGetErrorName(e) + " (" +
+                                                cudaGetErrorString(e) + ")");
 }
 
 const KernelRegistry& KernelRegistry::global() {

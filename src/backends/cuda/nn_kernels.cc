@@ -3,6 +3,8 @@
 
 namespace kiln::cuda {
 
-void register_nn_kernels(KernelRegistry& r) { (void)r; }
+void register_nn_kernels(KernelRegistry& r) {
+  (void)r;
+}
 
 }  // namespace kiln::cuda

@@ -1,0 +1,1034 @@
+#include "backends/cuda/executor.h"
+
+#include <cublasLt.h>
+#include <cudnn.h>
+
+#include <algorithm>
+#include <chrono>
+#include <climits>
+#include <cstring>
+#include <unordered_set>
+
+#include "backend/memory_planner.h"
+#include "backends/cuda/cuda_util.h"
+
+namespace kiln::cuda {
+namespace {
+
+bool is_metadata_op(const ir::Node& n) {
+  return (n.domain.empty() || n.domain == "ai.onnx") &&
+         (n.op_type == "Shape" || n.op_type == "Size");
+}
+
+void collect_outer_names(const ir::Node& n, std::vector<std::string>* names) {
+  for (const ir::Attribute& a : n.attrs) {
+    if (a.g) a.g->collect_outer_scope_names(names);
+    for (const auto& sg : a.graphs)
+      if (sg) sg->collect_outer_scope_names(names);
+  }
+}
+
+uint64_t align_up(uint64_t v, uint64_t a) {
+  return (v + a - 1) / a * a;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Program
+
+StatusOr<std::shared_ptr<const Program>> Program::create(
+    const ir::Graph& graph, std::unordered_map<const ir::Node*, NodeChoice> choices,
+    ProgramOptions options) {
+  std::shared_ptr<Program> p(new Program());
+  p->graph_ = &graph;
+  p->options_ = options;
+  cpu::Executor::Options cpu_options;
+  cpu_options.max_tensor_bytes = options.max_tensor_bytes;
+  KILN_ASSIGN_OR_RETURN(p->cpu_, cpu::Executor::create(graph, cpu_options));
+  KILN_RETURN_IF_ERROR(p->prepare(graph, choices));
+  KILN_RETURN_IF_ERROR(p->upload_weights());
+  return std::shared_ptr<const Program>(std::move(p));
+}
+
+Program::~Program() {
+  if (weight_memory_ != nullptr) cudaFree(weight_memory_);
+}
+
+const Program::GraphPlan* Program::plan(const ir::Graph* g) const {
+  auto it = plans_.find(g);
+  return it == plans_.end() ? nullptr : &it->second;
+}
+
+const DeviceTensor* Program::weight(const ir::Value* v) const {
+  auto it = weights_.find(v);
+  return it == weights_.end() ? nullptr : &it->second;
+}
+
+Status Program::prepare(const ir::Graph& graph,
+                        const std::unordered_map<const ir::Node*, NodeChoice>& choices) {
+  GraphPlan plan;
+  std::unordered_map<std::string, size_t> last_use;
+  const auto& nodes = graph.nodes();
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const ir::Node& n = *nodes[i];
+    for (const ir::Value* v : n.inputs)
+      if (v && !v->is_outer_scope) last_use[v->name] = i;
+    std::vector<std::string> outer;
+    collect_outer_names(n, &outer);
+    for (const auto& nm : outer) last_use[nm] = i;
+    for (const ir::Value* v : n.outputs)
+      if (v && !last_use.count(v->name)) last_use[v->name] = i;
+  }
+  std::unordered_set<std::string> keep;
+  for (const ir::Value* v : graph.outputs)
+    if (v) keep.insert(v->name);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const ir::Node& n = *nodes[i];
+    Step s;
+    s.node = &n;
+    s.def = ops::OpRegistry::global().find(n.domain, n.op_type);
+    s.cpu = cpu::KernelRegistry::global().find(n.domain, n.op_type);
+    s.metadata_only = is_metadata_op(n);
+    auto it = choices.find(&n);
+    bool control = (n.op_type == "If") && (n.domain.empty() || n.domain == "ai.onnx");
+    if (it != choices.end() && it->second.gpu && !s.metadata_only) {
+      s.tactic = it->second.tactic;
+      if (!control) {
+        s.gpu = KernelRegistry::global().find(n.domain, n.op_type);
+        if (s.gpu == nullptr) {
+          return n.error(StatusCode::kUnsupportedOp,
+                         "the engine places this node on the GPU but this Kiln has no CUDA kernel "
+                         "for it: rebuild the engine with `kiln build`");
+        }
+      }
+    }
+    if (s.def == nullptr) return n.error(StatusCode::kUnsupportedOp, "no op definition");
+    s.gpu_if = control && it != choices.end() && it->second.gpu;
+    bool on_gpu = s.gpu != nullptr || s.gpu_if;
+    (on_gpu ? gpu_steps_ : cpu_steps_)++;
+    plan.steps.push_back(std::move(s));
+    for (const ir::Attribute& a : n.attrs) {
+      if (a.g) KILN_RETURN_IF_ERROR(prepare(*a.g, choices));
+      for (const auto& sg : a.graphs)
+        if (sg) KILN_RETURN_IF_ERROR(prepare(*sg, choices));
+    }
+  }
+  for (const auto& [name, step] : last_use)
+    if (!keep.count(name)) plan.steps[step].release_after.push_back(name);
+  plans_[&graph] = std::move(plan);
+  return Status::Ok();
+}
+
+Status Program::upload_weights() {
+  // Constants read on the device by GPU steps, in every graph.
+  std::vector<const ir::Value*> needed;
+  std::unordered_set<const ir::Value*> seen;
+  for (const auto& [g, plan] : plans_) {
+    for (const Step& s : plan.steps) {
+      if (s.gpu == nullptr) continue;
+      for (size_t i = 0; i < s.node->inputs.size(); ++i) {
+        const ir::Value* v = s.node->inputs[i];
+        if (v == nullptr || !v->constant || s.gpu->is_host_input(static_cast<int>(i))) continue;
+        if (v->constant->dtype() == DType::kString) continue;
+        if (seen.insert(v).second) needed.push_back(v);
+      }
+    }
+  }
+  uint64_t total = 0;
+  std::vector<uint64_t> offsets;
+  for (const ir::Value* v : needed) {
+    offsets.push_back(total);
+    total += align_up(std::max<uint64_t>(v->constant->nbytes(), 1), 256);
+  }
+  weight_bytes_ = total;
+  if (total == 0) return Status::Ok();
+  cudaError_t e = cudaMalloc(&weight_memory_, total);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    weight_memory_ = nullptr;
+    return Status(StatusCode::kOutOfMemory,
+                  "the engine's weights (" + std::to_string(total) +
+                      " bytes) do not fit on the GPU: " + cudaGetErrorString(e));
+  }
+  for (size_t k = 0; k < needed.size(); ++k) {
+    const Tensor& t = *needed[k]->constant;
+    DeviceTensor d;
+    d.data = static_cast<char*>(weight_memory_) + offsets[k];
+    d.dtype = t.dtype();
+    d.shape = t.shape();
+    if (t.nbytes() > 0) {
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(d.data, t.raw(), t.nbytes(), cudaMemcpyHostToDevice));
+    }
+    weights_[needed[k]] = std::move(d);
+  }
+  return Status::Ok();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Executor
+
+namespace {
+
+struct Block;
+
+struct Slot {
+  Datum host;
+  bool has_host = false;
+  DeviceTensor dev;
+  std::shared_ptr<Block> block;  // null for weights and caller-owned device inputs
+  bool has_dev = false;
+};
+
+struct DScope {
+  DScope* parent = nullptr;
+  std::unordered_map<std::string, Slot> values;
+  Slot* find(const std::string& name) {
+    for (DScope* s = this; s != nullptr; s = s->parent) {
+      auto it = s->values.find(name);
+      if (it != s->values.end()) return &it->second;
+    }
+    return nullptr;
+  }
+};
+
+struct ArenaPlan {
+  std::vector<uint64_t> offsets;
+  std::vector<uint64_t> sizes;
+  uint64_t peak = 0;
+  bool capturable = false;
+};
+
+struct GraphEntry {
+  cudaGraphExec_t exec = nullptr;
+  std::vector<DeviceTensor> inputs;  // staged input addresses, in main-graph input order
+  std::vector<RunOutput> outputs;
+};
+
+// A refusal inside graph capture: the run falls back to normal execution.
+constexpr const char* kNotCapturable = "not capturable: ";
+
+}  // namespace
+
+struct Executor::Impl : public KernelServices {
+  std::shared_ptr<const Program> program;
+  cudaStream_t own_stream = nullptr;
+  cudaStream_t cur = nullptr;
+  cublasLtHandle_t lt = nullptr;
+  cudnnHandle_t dnn = nullptr;
+  void* workspace_ptr = nullptr;
+  uint64_t workspace_size = 0;
+
+  // Arena.
+  void* arena = nullptr;
+  uint64_t arena_capacity = 0;
+  std::map<std::string, ArenaPlan> plans;
+  const ArenaPlan* plan = nullptr;
+  std::vector<backend::BufferUse> records;
+  int seq = 0;
+  int step = 0;
+  bool irregular = false;
+  bool capturing = false;
+  std::string capture_refusal;
+
+  bool use_graphs = false;
+  bool profiling = false;
+  std::map<std::string, GraphEntry> graphs;
+  std::vector<RunOutput> outputs;
+  std::vector<std::shared_ptr<Block>> kept;
+  RunStats stats;
+  std::vector<StepTime> profile;
+
+  // The node running now (for KernelServices).
+  const ir::Node* node = nullptr;
+  std::vector<Slot>* out_slots = nullptr;
+  std::vector<Slot*>* in_slots = nullptr;
+
+  ~Impl() override;
+  StatusOr<std::shared_ptr<Block>> allocate(uint64_t bytes, const std::string& what);
+  void released(Block* b);
+
+  // KernelServices
+  StatusOr<DeviceTensor*> allocate_output(int i, DType dtype, std::vector<int64_t> shape) override;
+  Status alias_output(int i, int j, std::vector<int64_t> shape) override;
+  StatusOr<void*> workspace(uint64_t bytes) override;
+  uint64_t workspace_limit() const override { return program->options().workspace_bytes; }
+  cudaStream_t stream() const override { return cur; }
+  cublasLtHandle_t cublaslt() override { return lt; }
+  cudnnHandle_t cudnn() override {
+    cudnnSetStream(dnn, cur);
+    return dnn;
+  }
+
+  Status sync(const char* why);
+  Status to_host(Slot& s, const std::string& name);
+  Status to_device(Slot& s, const std::string& name);
+  StatusOr<std::vector<Slot>> run_graph(const ir::Graph& g, std::vector<Slot> inputs,
+                                        DScope* parent);
+  Status run_step(const Program::Step& st, DScope& scope);
+  Status run_gpu_step(const Program::Step& st, DScope& scope);
+  Status run_cpu_step(const Program::Step& st, DScope& scope);
+  Status run_metadata_step(const Program::Step& st, DScope& scope);
+  Status run_if(const Program::Step& st, DScope& scope);
+  Status run_once(const std::vector<RunInput>& inputs, const std::string& sig, bool capture);
+  Status replay(GraphEntry& e, const std::vector<RunInput>& inputs);
+  int cpu_steps_run = 0;
+  int step_copies_to_device = 0;
+  Status ensure_arena(uint64_t bytes);
+};
+
+namespace {
+
+struct Block {
+  Executor::Impl* owner = nullptr;
+  void* ptr = nullptr;
+  uint64_t bytes = 0;
+  int seq = -1;
+  bool dynamic = false;
+  cudaStream_t stream = nullptr;
+  ~Block() {
+    if (owner) owner->released(this);
+  }
+};
+
+}  // namespace
+
+Executor::Impl::~Impl() {
+  outputs.clear();
+  kept.clear();
+  for (auto& [sig, g] : graphs)
+    if (g.exec) cudaGraphExecDestroy(g.exec);
+  if (own_stream) cudaStreamSynchronize(own_stream);
+  if (arena) cudaFree(arena);
+  if (workspace_ptr) cudaFree(workspace_ptr);
+  if (lt) cublasLtDestroy(lt);
+  if (dnn) cudnnDestroy(dnn);
+  if (own_stream) cudaStreamDestroy(own_stream);
+}
+
+StatusOr<std::shared_ptr<Block>> Executor::Impl::allocate(uint64_t bytes, const std::string& what) {
+  auto b = std::make_shared<Block>();
+  b->bytes = bytes;
+  b->seq = seq++;
+  if (plan != nullptr && b->seq < static_cast<int>(plan->sizes.size()) &&
+      bytes <= plan->sizes[static_cast<size_t>(b->seq)] && arena != nullptr) {
+    b->ptr = static_cast<char*>(arena) + plan->offsets[static_cast<size_t>(b->seq)];
+  } else {
+    if (capturing) return Status(StatusCode::kInternal, std::string(kNotCapturable) + what);
+    irregular = true;
+    stats.dynamic_allocations++;
+    void* p = nullptr;
+    cudaError_t e = cudaMallocAsync(&p, std::max<uint64_t>(bytes, 1), cur);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      return Status(StatusCode::kOutOfMemory,
+                    "out of GPU memory allocating " + std::to_string(bytes) + " bytes for " + what);
+    }
+    b->ptr = p;
+    b->dynamic = true;
+    b->stream = cur;
+  }
+  records.push_back({bytes, step, -1});
+  b->owner = this;
+  return b;
+}
+
+void Executor::Impl::released(Block* b) {
+  if (b->seq >= 0 && b->seq < static_cast<int>(records.size())) {
+    records[static_cast<size_t>(b->seq)].last =
+        std::max(step, records[static_cast<size_t>(b->seq)].first);
+  }
+  if (b->dynamic) cudaFreeAsync(b->ptr, b->stream);
+}
+
+Status Executor::Impl::ensure_arena(uint64_t bytes) {
+  if (bytes <= arena_capacity) return Status::Ok();
+  if (arena) {
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(cur));
+    cudaFree(arena);
+    arena = nullptr;
+    arena_capacity = 0;
+    for (auto& [sig, g] : graphs)
+      if (g.exec) cudaGraphExecDestroy(g.exec);
+    graphs.clear();
+  }
+  cudaError_t e = cudaMalloc(&arena, bytes);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    arena = nullptr;
+    return Status(StatusCode::kOutOfMemory, "out of GPU memory for the activation arena (" +
+                                                std::to_string(bytes) + " bytes)");
+  }
+  arena_capacity = bytes;
+  return Status::Ok();
+}
+
+StatusOr<void*> Executor::Impl::workspace(uint64_t bytes) {
+  if (bytes > program->options().workspace_bytes) {
+    return Status(StatusCode::kOutOfMemory, "a kernel asked for " + std::to_string(bytes) +
+                                                " bytes of workspace, over the " + "limit of " +
+                                                std::to_string(program->options().workspace_bytes) +
+                                                " (raise it with --workspace)");
+  }
+  if (bytes <= workspace_size) return workspace_ptr;
+  if (capturing)
+    return Status(StatusCode::kInternal, std::string(kNotCapturable) + "workspace growth");
+  if (workspace_ptr) cudaFreeAsync(workspace_ptr, cur);
+  workspace_ptr = nullptr;
+  workspace_size = 0;
+  uint64_t size = align_up(bytes, 1 << 20);
+  size = std::min(size, program->options().workspace_bytes);
+  cudaError_t e = cudaMallocAsync(&workspace_ptr, size, cur);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    workspace_ptr = nullptr;
+    return Status(StatusCode::kOutOfMemory,
+                  "out of GPU memory for " + std::to_string(bytes) + " bytes of kernel workspace");
+  }
+  workspace_size = size;
+  return workspace_ptr;
+}
+
+StatusOr<DeviceTensor*> Executor::Impl::allocate_output(int i, DType dtype,
+                                                        std::vector<int64_t> shape) {
+  if (i < 0 || i >= static_cast<int>(out_slots->size())) {
+    return node->error(StatusCode::kInternal,
+                       "output index " + std::to_string(i) + " out of range");
+  }
+  StatusOr<int64_t> n = checked_numel(shape, node->label() + " output " + std::to_string(i));
+  if (!n.ok()) return n.take_status();
+  uint64_t bytes = dtype_storage_bytes(dtype, static_cast<uint64_t>(*n));
+  if (bytes > program->options().max_tensor_bytes) {
+    return node->error(StatusCode::kOutOfRange,
+                       "output " + std::to_string(i) + " would take " + std::to_string(bytes) +
+                           " bytes, over the limit of " +
+                           std::to_string(program->options().max_tensor_bytes));
+  }
+  std::string what = node->label() + " output " + std::to_string(i);
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<Block> b, allocate(bytes, what));
+  Slot& s = (*out_slots)[static_cast<size_t>(i)];
+  s.block = std::move(b);
+  s.dev.data = s.block->ptr;
+  s.dev.dtype = dtype;
+  s.dev.shape = std::move(shape);
+  s.has_dev = true;
+  return &s.dev;
+}
+
+Status Executor::Impl::alias_output(int i, int j, std::vector<int64_t> shape) {
+  if (i < 0 || i >= static_cast<int>(out_slots->size()) || j < 0 ||
+      j >= static_cast<int>(in_slots->size()) || (*in_slots)[static_cast<size_t>(j)] == nullptr ||
+      !(*in_slots)[static_cast<size_t>(j)]->has_dev) {
+    return node->error(StatusCode::kInternal, "bad alias of output " + std::to_string(i) +
+                                                  " to input " + std::to_string(j));
+  }
+  const Slot& in = *(*in_slots)[static_cast<size_t>(j)];
+  StatusOr<int64_t> n = checked_numel(shape, node->label() + " output " + std::to_string(i));
+  if (!n.ok()) return n.take_status();
+  if (dtype_storage_bytes(in.dev.dtype, static_cast<uint64_t>(*n)) != in.dev.nbytes()) {
+    return node->error(StatusCode::kInvalidModel,
+                       "output shape " + shape_to_string(shape) + " does not hold the " +
+                           std::to_string(in.dev.numel()) + " elements of the input");
+  }
+  Slot& s = (*out_slots)[static_cast<size_t>(i)];
+  s.dev = in.dev;
+  s.dev.shape = std::move(shape);
+  s.block = in.block;
+  s.has_dev = true;
+  return Status::Ok();
+}
+
+Status Executor::Impl::sync(const char* why) {
+  if (capturing) return Status(StatusCode::kInternal, std::string(kNotCapturable) + why);
+  stats.host_syncs++;
+  KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(cur));
+  return Status::Ok();
+}
+
+Status Executor::Impl::to_host(Slot& s, const std::string& name) {
+  if (s.has_host) return Status::Ok();
+  if (!s.has_dev) return internal_error("value '" + name + "' has no data");
+  KILN_ASSIGN_OR_RETURN(Tensor t, Tensor::create(s.dev.dtype, s.dev.shape));
+  if (t.nbytes() > 0) {
+    if (capturing)
+      return Status(StatusCode::kInternal, std::string(kNotCapturable) + "copy to host");
+    KILN_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(t.mutable_raw(), s.dev.data, t.nbytes(), cudaMemcpyDeviceToHost, cur));
+    KILN_RETURN_IF_ERROR(sync("copy to host"));
+    stats.copies_to_host++;
+  }
+  s.host = Datum::of(std::move(t));
+  s.has_host = true;
+  return Status::Ok();
+}
+
+Status Executor::Impl::to_device(Slot& s, const std::string& name) {
+  if (s.has_dev) return Status::Ok();
+  if (!s.has_host || !s.host.is_tensor()) {
+    return internal_error("value '" + name + "' is not a tensor on the host");
+  }
+  const Tensor& t = s.host.tensor;
+  if (t.dtype() == DType::kString) {
+    return invalid_argument("value '" + name + "' is a string tensor: it cannot go to the GPU");
+  }
+  KILN_ASSIGN_OR_RETURN(s.block, allocate(t.nbytes(), "value '" + name + "'"));
+  s.dev.data = s.block->ptr;
+  s.dev.dtype = t.dtype();
+  s.dev.shape = t.shape();
+  if (t.nbytes() > 0) {
+    KILN_CUDA_RETURN_IF_ERROR(
+        cudaMemcpyAsync(s.dev.data, t.raw(), t.nbytes(), cudaMemcpyHostToDevice, cur));
+    stats.copies_to_device++;
+    step_copies_to_device++;
+  }
+  s.has_dev = true;
+  return Status::Ok();
+}
+
+StatusOr<std::vector<Slot>> Executor::Impl::run_graph(const ir::Graph& g, std::vector<Slot> inputs,
+                                                      DScope* parent) {
+  const Program::GraphPlan* gp = program->plan(&g);
+  if (gp == nullptr) return internal_error("graph '" + g.name + "' was not prepared");
+  if (inputs.size() != g.inputs.size()) {
+    return invalid_model("graph '" + g.name + "' takes " + std::to_string(g.inputs.size()) +
+                         " inputs, was given " + std::to_string(inputs.size()));
+  }
+  DScope scope;
+  scope.parent = parent;
+  for (size_t i = 0; i < inputs.size(); ++i) scope.values[g.inputs[i]->name] = std::move(inputs[i]);
+  for (const Program::Step& st : gp->steps) {
+    KILN_RETURN_IF_ERROR(run_step(st, scope));
+    for (const std::string& name : st.release_after) scope.values.erase(name);
+    ++step;
+  }
+  std::vector<Slot> outs;
+  outs.reserve(g.outputs.size());
+  for (const ir::Value* v : g.outputs) {
+    Slot* s = scope.find(v->name);
+    if (s != nullptr) {
+      outs.push_back(*s);
+    } else if (v->constant) {
+      Slot c;
+      c.host = Datum::of(*v->constant);
+      c.has_host = true;
+      outs.push_back(std::move(c));
+    } else {
+      return invalid_model("graph output '" + v->name + "' was never computed");
+    }
+  }
+  return outs;
+}
+
+Status Executor::Impl::run_step(const Program::Step& st, DScope& scope) {
+  const ir::Node& n = *st.node;
+  std::chrono::steady_clock::time_point t0;
+  if (profiling) {
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(cur));
+    t0 = std::chrono::steady_clock::now();
+  }
+  Status s;
+  bool gpu = st.gpu != nullptr;
+  if (st.metadata_only) {
+    s = run_metadata_step(st, scope);
+  } else if (st.gpu != nullptr) {
+    s = run_gpu_step(st, scope);
+  } else if (st.gpu_if) {
+    gpu = true;
+    s = run_if(st, scope);
+  } else {
+    s = run_cpu_step(st, scope);
+  }
+  if (profiling && s.ok()) {
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(cur));
+    double ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    profile.push_back({&n, gpu, ms});
+  }
+  return s;
+}
+
+Status Executor::Impl::run_metadata_step(const Program::Step& st, DScope& scope) {
+  const ir::Node& n = *st.node;
+  if (!n.has_input(0)) return n.error(StatusCode::kInvalidModel, "required input 0 is missing");
+  const ir::Value* v = n.inputs[0];
+  std::vector<int64_t> shape;
+  Slot* in = scope.find(v->name);
+  if (in != nullptr && in->has_dev) {
+    shape = in->dev.shape;
+  } else if (in != nullptr && in->has_host && in->host.is_tensor()) {
+    shape = in->host.tensor.shape();
+  } else if (in == nullptr && v->constant) {
+    shape = v->constant->shape();
+  } else {
+    return n.error(StatusCode::kInvalidModel, "input '" + v->name + "' is not a computed tensor");
+  }
+  Datum d;
+  StatusOr<int64_t> numel = checked_numel(shape, v->name);
+  if (!numel.ok()) return numel.take_status();
+  if (n.op_type == "Size") {
+    d = Datum::of(Tensor::scalar<int64_t>(*numel));
+  } else {
+    int64_t rank = static_cast<int64_t>(shape.size());
+    int64_t start = n.attr_int("start", 0), end = n.attr_int("end", rank);
+    if (start < 0) start += rank;
+    if (end < 0) end += rank;
+    start = std::clamp<int64_t>(start, 0, rank);
+    end = std::clamp<int64_t>(end, 0, rank);
+    std::vector<int64_t> dims(shape.begin() + start, shape.begin() + std::max(start, end));
+    d = Datum::of(Tensor::from_vector<int64_t>({static_cast<int64_t>(dims.size())}, dims));
+  }
+  if (n.has_output(0)) {
+    Slot out;
+    out.host = std::move(d);
+    out.has_host = true;
+    scope.values[n.outputs[0]->name] = std::move(out);
+  }
+  return Status::Ok();
+}
+
+Status Executor::Impl::run_gpu_step(const Program::Step& st, DScope& scope) {
+  const ir::Node& n = *st.node;
+  size_t ni = n.inputs.size();
+  std::vector<const DeviceTensor*> dev_in(ni, nullptr);
+  std::vector<const Tensor*> host_in(ni, nullptr);
+  std::vector<Slot*> slots(ni, nullptr);
+  std::vector<Slot> temps;
+  temps.reserve(ni);
+  for (size_t i = 0; i < ni; ++i) {
+    const ir::Value* v = n.inputs[i];
+    if (v == nullptr) continue;
+    Slot* s = scope.find(v->name);
+    bool host_wanted = st.gpu->is_host_input(static_cast<int>(i));
+    if (s == nullptr) {
+      if (!v->constant) {
+        return n.error(StatusCode::kInvalidModel,
+                       "input '" + v->name + "' has not been computed before this node");
+      }
+      if (host_wanted) {
+        host_in[i] = v->constant.get();
+        continue;
+      }
+      const DeviceTensor* w = program->weight(v);
+      if (w != nullptr) {
+        temps.emplace_back();
+        temps.back().dev = *w;
+        temps.back().has_dev = true;
+        slots[i] = &temps.back();
+        dev_in[i] = &temps.back().dev;
+        continue;
+      }
+      // A constant the program did not upload (e.g. from a subgraph's outer scope): copy it.
+      temps.emplace_back();
+      temps.back().host = Datum::of(*v->constant);
+      temps.back().has_host = true;
+      s = &temps.back();
+    }
+    if (host_wanted) {
+      KILN_RETURN_IF_ERROR(to_host(*s, v->name));
+      if (!s->host.is_tensor()) {
+        return n.error(StatusCode::kInvalidModel, "input '" + v->name + "' is not a tensor");
+      }
+      host_in[i] = &s->host.tensor;
+    } else {
+      if (!s->has_dev && !(s->has_host && s->host.is_tensor())) {
+        return n.error(StatusCode::kInvalidModel, "input '" + v->name + "' is not a tensor");
+      }
+      KILN_RETURN_IF_ERROR(to_device(*s, v->name));
+      dev_in[i] = &s->dev;
+    }
+    slots[i] = s;
+  }
+  if (st.def != nullptr && !st.def->leading_inputs_optional) {
+    for (int i = 0; i < st.def->min_inputs; ++i) {
+      if (i >= static_cast<int>(ni) || (dev_in[static_cast<size_t>(i)] == nullptr &&
+                                        host_in[static_cast<size_t>(i)] == nullptr)) {
+        return n.error(StatusCode::kInvalidModel,
+                       "required input " + std::to_string(i) + " is missing");
+      }
+    }
+  }
+  std::vector<Slot> outs(n.outputs.size());
+  node = &n;
+  out_slots = &outs;
+  in_slots = &slots;
+  KernelContext ctx(n, std::move(dev_in), std::move(host_in), this, st.tactic,
+                    program->options().allow_tf32);
+  if (st.gpu->synchronizes && capturing) {
+    return Status(StatusCode::kInternal, std::string(kNotCapturable) + "data-dependent output");
+  }
+  Status s;
+  try {
+    s = st.gpu->run(ctx);
+  } catch (const std::bad_alloc&) {
+    s = n.error(StatusCode::kOutOfMemory, "ran out of host memory");
+  } catch (const std::exception& e) {
+    s = n.error(StatusCode::kInternal, std::string("kernel threw: ") + e.what());
+  }
+  if (st.gpu->synchronizes) stats.host_syncs++;
+  node = nullptr;
+  out_slots = nullptr;
+  in_slots = nullptr;
+  if (s.ok() && !ctx.attr_status().ok()) s = ctx.attr_status();
+  if (!s.ok()) return s;
+  for (size_t i = 0; i < n.outputs.size(); ++i) {
+    const ir::Value* v = n.outputs[i];
+    if (v == nullptr) continue;
+    if (!outs[i].has_dev) {
+      return n.error(StatusCode::kInternal,
+                     "CUDA kernel produced no value for output " + std::to_string(i));
+    }
+    scope.values[v->name] = std::move(outs[i]);
+  }
+  return Status::Ok();
+}
+
+Status Executor::Impl::run_cpu_step(const Program::Step& st, DScope& scope) {
+  const ir::Node& n = *st.node;
+  if (st.cpu == nullptr) return n.error(StatusCode::kUnsupportedOp, "no CPU kernel");
+  if (capturing) return Status(StatusCode::kInternal, std::string(kNotCapturable) + "CPU step");
+  cpu_steps_run++;
+  static const Datum kAbsent;
+  std::vector<const Datum*> inputs(n.inputs.size(), &kAbsent);
+  std::vector<Datum> consts;
+  consts.reserve(n.inputs.size());
+  for (size_t i = 0; i < n.inputs.size(); ++i) {
+    const ir::Value* v = n.inputs[i];
+    if (v == nullptr) continue;
+    Slot* s = scope.find(v->name);
+    if (s == nullptr) {
+      if (!v->constant) {
+        return n.error(StatusCode::kInvalidModel,
+                       "input '" + v->name + "' has not been computed before this node");
+      }
+      consts.push_back(Datum::of(*v->constant));
+      inputs[i] = &consts.back();
+      continue;
+    }
+    KILN_RETURN_IF_ERROR(to_host(*s, v->name));
+    if (st.def->tensor_only && !s->host.is_tensor() && s->host.kind != Datum::Kind::kAbsent) {
+      return n.error(StatusCode::kInvalidModel, "input " + std::to_string(i) + " ('" + v->name +
+                                                    "') is " + datum_kind_phrase(s->host.kind) +
+                                                    ", expected a tensor");
+    }
+    inputs[i] = &s->host;
+  }
+  if (!st.def->leading_inputs_optional) {
+    for (int i = 0; i < st.def->min_inputs; ++i) {
+      if (i >= static_cast<int>(inputs.size()) ||
+          inputs[static_cast<size_t>(i)]->kind == Datum::Kind::kAbsent) {
+        return n.error(StatusCode::kInvalidModel,
+                       "required input " + std::to_string(i) + " is missing");
+      }
+    }
+  }
+  // Values the node's subgraphs read from enclosing scopes, on the host.
+  cpu::Scope cscope;
+  std::vector<std::string> outer;
+  collect_outer_names(n, &outer);
+  for (const std::string& name : outer) {
+    if (cscope.values.count(name)) continue;
+    Slot* s = scope.find(name);
+    if (s == nullptr) continue;
+    KILN_RETURN_IF_ERROR(to_host(*s, name));
+    cscope.values[name] = s->host;
+  }
+  cpu::KernelContext ctx(n, std::move(inputs), const_cast<cpu::Executor*>(&program->cpu_executor()),
+                         &cscope, program->options().max_tensor_bytes);
+  Status s;
+  try {
+    s = st.cpu(ctx);
+  } catch (const std::bad_alloc&) {
+    s = n.error(StatusCode::kOutOfMemory, "ran out of host memory");
+  } catch (const std::exception& e) {
+    s = n.error(StatusCode::kInternal, std::string("kernel threw: ") + e.what());
+  }
+  if (s.ok() && !ctx.attr_status().ok()) s = ctx.attr_status();
+  if (!s.ok()) return s;
+  for (size_t i = 0; i < n.outputs.size(); ++i) {
+    const ir::Value* v = n.outputs[i];
+    if (v == nullptr) continue;
+    Datum& d = ctx.outputs()[i];
+    if (d.kind == Datum::Kind::kAbsent) {
+      return n.error(StatusCode::kInternal,
+                     "kernel produced no value for output " + std::to_string(i));
+    }
+    Slot out;
+    out.host = std::move(d);
+    out.has_host = true;
+    scope.values[v->name] = std::move(out);
+  }
+  return Status::Ok();
+}
+
+Status Executor::Impl::run_if(const Program::Step& st, DScope& scope) {
+  const ir::Node& n = *st.node;
+  if (!n.has_input(0)) return n.error(StatusCode::kInvalidModel, "required input 0 is missing");
+  const ir::Value* cv = n.inputs[0];
+  Slot* cs = scope.find(cv->name);
+  Slot tmp;
+  if (cs == nullptr) {
+    if (!cv->constant) return n.error(StatusCode::kInvalidModel, "condition was not computed");
+    tmp.host = Datum::of(*cv->constant);
+    tmp.has_host = true;
+    cs = &tmp;
+  }
+  KILN_RETURN_IF_ERROR(to_host(*cs, cv->name));
+  if (!cs->host.is_tensor() || cs->host.tensor.numel() != 1) {
+    return n.error(StatusCode::kInvalidModel, "condition must be a tensor of one element");
+  }
+  bool cond = cs->host.tensor.get_double(0) != 0;
+  const ir::Graph* branch = n.attr_graph(cond ? "then_branch" : "else_branch");
+  if (branch == nullptr) return n.error(StatusCode::kInvalidModel, "missing branch graph");
+  StatusOr<std::vector<Slot>> outs = run_graph(*branch, {}, &scope);
+  if (!outs.ok()) {
+    return outs.take_status().with_context(n.label() + " subgraph '" + branch->name + "'");
+  }
+  if (outs->size() != n.outputs.size()) {
+    return n.error(StatusCode::kInvalidModel,
+                   "branch '" + branch->name + "' gives " + std::to_string(outs->size()) +
+                       " outputs, the node has " + std::to_string(n.outputs.size()));
+  }
+  for (size_t i = 0; i < n.outputs.size(); ++i) {
+    if (n.outputs[i]) scope.values[n.outputs[i]->name] = std::move((*outs)[i]);
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+std::string signature_of(const std::vector<RunInput>& inputs) {
+  std::string sig;
+  for (const RunInput& in : inputs) {
+    sig += in.name;
+    if (in.value != nullptr) {
+      sig += 'v';
+      sig += in.value->describe();
+      sig += ';';
+      continue;
+    }
+    sig += in.host ? 'h' : 'd';
+    const std::vector<int64_t>& shape = in.host ? in.host->shape() : in.device.shape;
+    sig += std::to_string(static_cast<int>(in.host ? in.host->dtype() : in.device.dtype));
+    sig += shape_to_string(shape);
+    sig += ';';
+  }
+  return sig;
+}
+
+bool is_not_capturable(const Status& s) {
+  return !s.ok() && s.message().find(kNotCapturable) != std::string::npos;
+}
+
+}  // namespace
+
+Status Executor::Impl::run_once(const std::vector<RunInput>& inputs, const std::string& sig,
+                                bool capture) {
+  records.clear();
+  seq = 0;
+  step = 0;
+  irregular = false;
+  cpu_steps_run = 0;
+  const ir::Graph& g = program->graph();
+  std::vector<Slot> in_slots(g.inputs.size());
+  std::vector<DeviceTensor> staged(g.inputs.size());
+  for (size_t i = 0; i < g.inputs.size(); ++i) {
+    const ir::Value* v = g.inputs[i];
+    const RunInput* feed = nullptr;
+    for (const RunInput& in : inputs)
+      if (in.name == v->name) feed = &in;
+    Slot& s = in_slots[i];
+    if (feed == nullptr) {
+      if (!v->constant) {
+        return invalid_argument("input '" + v->name + "' (" + v->type.to_string() +
+                                ") was not given");
+      }
+      s.host = Datum::of(*v->constant);
+      s.has_host = true;
+      continue;
+    }
+    if (feed->value != nullptr) {
+      s.host = *feed->value;
+      s.has_host = true;
+      if (s.host.is_tensor() && s.host.tensor.dtype() != DType::kString) {
+        KILN_RETURN_IF_ERROR(to_device(s, v->name));
+      }
+    } else if (feed->host != nullptr) {
+      s.host = Datum::of(*feed->host);
+      s.has_host = true;
+      if (feed->host->dtype() != DType::kString) KILN_RETURN_IF_ERROR(to_device(s, v->name));
+    } else if (use_graphs) {
+      KILN_ASSIGN_OR_RETURN(s.block, allocate(feed->device.nbytes(), "input '" + v->name + "'"));
+      s.dev = feed->device;
+      s.dev.data = s.block->ptr;
+      if (s.dev.nbytes() > 0) {
+        KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(s.dev.data, feed->device.data, s.dev.nbytes(),
+                                                  cudaMemcpyDeviceToDevice, cur));
+      }
+      s.has_dev = true;
+    } else {
+      s.dev = feed->device;
+      s.has_dev = true;
+    }
+    if (s.has_dev) staged[i] = s.dev;
+  }
+  step_copies_to_device = 0;
+  stats.copies_to_device = 0;
+  cudaGraph_t graph = nullptr;
+  if (capture) {
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(cur, cudaStreamCaptureModeThreadLocal));
+    capturing = true;
+  }
+  StatusOr<std::vector<Slot>> outs = run_graph(g, std::move(in_slots), nullptr);
+  if (capture) {
+    capturing = false;
+    cudaError_t e = cudaStreamEndCapture(cur, &graph);
+    if (!outs.ok() || e != cudaSuccess) {
+      if (graph) cudaGraphDestroy(graph);
+      cudaGetLastError();
+      if (outs.ok()) return cuda_error(e, "cudaStreamEndCapture");
+      return outs.take_status();
+    }
+  }
+  if (!outs.ok()) return outs.take_status();
+  outputs.clear();
+  for (size_t i = 0; i < g.outputs.size(); ++i) {
+    Slot& s = (*outs)[i];
+    RunOutput o;
+    o.name = g.outputs[i]->name;
+    if (s.has_dev) {
+      o.on_device = true;
+      o.device = s.dev;
+      if (s.block) kept.push_back(s.block);
+    } else {
+      o.host = s.host;
+    }
+    outputs.push_back(std::move(o));
+  }
+  outs->clear();
+  for (backend::BufferUse& r : records)
+    if (r.last < r.first) r.last = step;
+  if (capture) {
+    GraphEntry entry;
+    cudaError_t e = cudaGraphInstantiate(&entry.exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      return cuda_error(e, "cudaGraphInstantiate");
+    }
+    entry.inputs = staged;
+    entry.outputs = outputs;
+    KILN_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(entry.exec, cur));
+    stats.graph_captured = true;
+    graphs[sig] = std::move(entry);
+  }
+  if (plan == nullptr || irregular) {
+    backend::MemoryPlan mp = backend::plan_memory(records);
+    ArenaPlan ap;
+    ap.offsets = std::move(mp.offsets);
+    ap.peak = mp.peak;
+    for (const backend::BufferUse& r : records) ap.sizes.push_back(r.bytes);
+    ap.capturable = stats.host_syncs == 0 && cpu_steps_run == 0 && step_copies_to_device == 0 &&
+                    stats.copies_to_host == 0;
+    plans[sig] = std::move(ap);
+  }
+  return Status::Ok();
+}
+
+Status Executor::Impl::replay(GraphEntry& e, const std::vector<RunInput>& inputs) {
+  const ir::Graph& g = program->graph();
+  for (size_t i = 0; i < g.inputs.size(); ++i) {
+    const RunInput* feed = nullptr;
+    for (const RunInput& in : inputs)
+      if (in.name == g.inputs[i]->name) feed = &in;
+    if (feed == nullptr || feed->value != nullptr) continue;
+    const DeviceTensor& dst = e.inputs[i];
+    if (dst.data == nullptr || dst.nbytes() == 0) continue;
+    if (feed->host != nullptr) {
+      KILN_CUDA_RETURN_IF_ERROR(
+          cudaMemcpyAsync(dst.data, feed->host->raw(), dst.nbytes(), cudaMemcpyHostToDevice, cur));
+    } else {
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst.data, feed->device.data, dst.nbytes(),
+                                                cudaMemcpyDeviceToDevice, cur));
+    }
+  }
+  KILN_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(e.exec, cur));
+  outputs = e.outputs;
+  stats.graph_replayed = true;
+  return Status::Ok();
+}
+
+StatusOr<std::unique_ptr<Executor>> Executor::create(std::shared_ptr<const Program> program) {
+  std::unique_ptr<Executor> ex(new Executor());
+  ex->impl_ = std::make_unique<Impl>();
+  Impl& im = *ex->impl_;
+  im.program = std::move(program);
+  KILN_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&im.own_stream, cudaStreamNonBlocking));
+  im.cur = im.own_stream;
+  if (cublasLtCreate(&im.lt) != CUBLAS_STATUS_SUCCESS) {
+    return Status(StatusCode::kInternal, "cublasLtCreate failed");
+  }
+  cudnnStatus_t ds = cudnnCreate(&im.dnn);
+  if (ds != CUDNN_STATUS_SUCCESS) {
+    return Status(StatusCode::kInternal,
+                  std::string("cudnnCreate failed: ") + cudnnGetErrorString(ds));
+  }
+  return ex;
+}
+
+Executor::~Executor() = default;
+
+cudaStream_t Executor::stream() const {
+  return impl_->own_stream;
+}
+
+Status Executor::run(const std::vector<RunInput>& inputs, cudaStream_t stream) {
+  Impl& im = *impl_;
+  im.outputs.clear();
+  im.kept.clear();
+  im.cur = stream != nullptr ? stream : im.own_stream;
+  im.stats = RunStats();
+  im.profile.clear();
+  std::string sig = signature_of(inputs);
+  if (im.use_graphs && !im.profiling) {
+    auto g = im.graphs.find(sig);
+    if (g != im.graphs.end()) return im.replay(g->second, inputs);
+  }
+  auto pit = im.plans.find(sig);
+  im.plan = pit == im.plans.end() ? nullptr : &pit->second;
+  if (im.plan != nullptr) KILN_RETURN_IF_ERROR(im.ensure_arena(im.plan->peak));
+  bool capture = im.use_graphs && !im.profiling && im.plan != nullptr && im.plan->capturable;
+  Status s = im.run_once(inputs, sig, capture);
+  if (capture && is_not_capturable(s)) {
+    im.plans[sig].capturable = false;
+    im.stats = RunStats();
+    im.stats.graph_refusal = s.message();
+    im.outputs.clear();
+    im.kept.clear();
+    s = im.run_once(inputs, sig, false);
+  } else if (im.use_graphs && !capture && im.plan != nullptr && !im.plan->capturable) {
+    im.stats.graph_refusal = "the run has host synchronizations or CPU steps";
+  }
+  im.plan = nullptr;
+  return s;
+}
+
+const std::vector<RunOutput>& Executor::outputs() const {
+  return impl_->outputs;
+}
+const RunStats& Executor::stats() const {
+  return impl_->stats;
+}
+void Executor::set_cuda_graph(bool on) {
+  impl_->use_graphs = on;
+}
+void Executor::set_profiling(bool on) {
+  impl_->profiling = on;
+}
+const std::vector<StepTime>& Executor::profile() const {
+  return impl_->profile;
+}
+uint64_t Executor::arena_bytes() const {
+  return impl_->arena_capacity;
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,141 @@
+// Runs a placed graph on one GPU: nodes placed on the GPU run their CUDA kernels on the context's
+// stream, the rest run the CPU reference kernels, with copies between host and device where a
+// value crosses. Activations come from one arena planned by liveness (the first run at a new
+// input shape records the allocations, later runs reuse the plan); runs can be captured into CUDA
+// graphs and replayed per input shape.
+//
+// Program: immutable and shared by all contexts of an engine (graph, placement, weights on the
+// device). Executor: one per execution context (stream, arena, library handles, bindings).
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backends/cpu/executor.h"
+#include "backends/cuda/kernel.h"
+
+namespace kiln::cuda {
+
+struct NodeChoice {
+  bool gpu = false;
+  int64_t tactic = -1;
+};
+
+struct ProgramOptions {
+  uint64_t workspace_bytes = uint64_t{1} << 30;
+  bool allow_tf32 = true;
+  uint64_t max_tensor_bytes = kDefaultMaxTensorBytes;
+};
+
+class Program {
+ public:
+  // `graph` must outlive the program. Nodes missing from `choices` run on the CPU.
+  static StatusOr<std::shared_ptr<const Program>> create(
+      const ir::Graph& graph, std::unordered_map<const ir::Node*, NodeChoice> choices,
+      ProgramOptions options);
+  ~Program();
+
+  struct Step {
+    const ir::Node* node = nullptr;
+    const KernelDef* gpu = nullptr;  // null: runs on the CPU
+    cpu::KernelFn cpu = nullptr;
+    const ops::OpDef* def = nullptr;
+    int64_t tactic = -1;
+    bool metadata_only = false;  // Shape / Size: read shapes, never data
+    bool gpu_if = false;         // If: condition read on the host, branch run by this executor
+    std::vector<std::string> release_after;
+  };
+  struct GraphPlan {
+    std::vector<Step> steps;
+  };
+
+  const ir::Graph& graph() const { return *graph_; }
+  const GraphPlan* plan(const ir::Graph* g) const;
+  const DeviceTensor* weight(const ir::Value* v) const;
+  const ProgramOptions& options() const { return options_; }
+  const cpu::Executor& cpu_executor() const { return *cpu_; }
+  uint64_t weight_bytes() const { return weight_bytes_; }
+  int gpu_steps() const { return gpu_steps_; }
+  int cpu_steps() const { return cpu_steps_; }
+
+ private:
+  Program() = default;
+  Status prepare(const ir::Graph& g, const std::unordered_map<const ir::Node*, NodeChoice>& c);
+  Status upload_weights();
+
+  const ir::Graph* graph_ = nullptr;
+  ProgramOptions options_;
+  std::unordered_map<const ir::Graph*, GraphPlan> plans_;
+  std::unique_ptr<cpu::Executor> cpu_;
+  std::unordered_map<const ir::Value*, DeviceTensor> weights_;
+  void* weight_memory_ = nullptr;
+  uint64_t weight_bytes_ = 0;
+  int gpu_steps_ = 0, cpu_steps_ = 0;
+};
+
+// One input of a run: a host tensor, or a tensor already on the device.
+struct RunInput {
+  std::string name;
+  const Tensor* host = nullptr;
+  const Datum* value = nullptr;  // a host value of any kind (sequences, optionals), if set
+  DeviceTensor device;           // used when host is null
+};
+
+// One output of a run: on the device (tensors made by GPU kernels) or on the host.
+struct RunOutput {
+  std::string name;
+  bool on_device = false;
+  DeviceTensor device;
+  Datum host;
+};
+
+struct StepTime {
+  const ir::Node* node = nullptr;
+  bool gpu = false;
+  double ms = 0;
+};
+
+struct RunStats {
+  int host_syncs = 0;  // waits for the stream before a CPU step or a host-side input
+  int copies_to_host = 0;
+  int copies_to_device = 0;
+  int dynamic_allocations = 0;  // allocations outside the planned arena
+  bool graph_replayed = false;
+  bool graph_captured = false;
+  std::string graph_refusal;  // why the run was not captured (when capture was asked for)
+};
+
+class Executor {
+ public:
+  static StatusOr<std::unique_ptr<Executor>> create(std::shared_ptr<const Program> program);
+  ~Executor();
+
+  cudaStream_t stream() const;
+  // Runs the main graph on `stream` (null: the executor's own). Returns when everything is
+  // enqueued; outputs on the device are valid once the stream reaches this point, and until the
+  // next run. Host outputs are complete on return.
+  Status run(const std::vector<RunInput>& inputs, cudaStream_t stream = nullptr);
+  const std::vector<RunOutput>& outputs() const;
+  const RunStats& stats() const;
+
+  // Capture each input shape's run into a CUDA graph (from its second run on) and replay it.
+  void set_cuda_graph(bool on);
+  // Time each step (synchronizes after every step; no graph replay while on).
+  void set_profiling(bool on);
+  const std::vector<StepTime>& profile() const;
+  // Arena bytes of the largest plan so far.
+  uint64_t arena_bytes() const;
+
+  struct Impl;
+
+ private:
+  Executor() = default;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace kiln::cuda
