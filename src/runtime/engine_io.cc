@@ -132,7 +132,17 @@ StatusOr<std::shared_ptr<EngineData>> load_engine_data(
   } else {
     return invalid_model(path + ": unknown engine target device '" + h.target.device + "'");
   }
-  KILN_ASSIGN_OR_RETURN(engine::TargetInfo here, current_target(data->device));
+  StatusOr<engine::TargetInfo> here_or = current_target(data->device);
+  if (!here_or.ok()) {
+    const engine::TargetInfo& t = h.target;
+    return Status(StatusCode::kDeviceMismatch,
+                  path + ": engine built for sm_" + std::to_string(t.sm) + " (" + t.gpu_name +
+                      ") with CUDA " + engine::cuda_version_string(t.cuda_runtime) + ", cuDNN " +
+                      engine::cudnn_version_string(t.cudnn) + "; here: " +
+                      here_or.status().message() +
+                      ": run it on that GPU, or build a CPU engine with `kiln build --device cpu`");
+  }
+  engine::TargetInfo here = std::move(here_or).value();
   std::string warning;
   KILN_RETURN_IF_ERROR_CTX(engine::check_target(h.target, here, &warning), path);
 
