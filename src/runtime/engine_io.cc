@@ -138,8 +138,8 @@ StatusOr<std::shared_ptr<EngineData>> load_engine_data(
     return Status(StatusCode::kDeviceMismatch,
                   path + ": engine built for sm_" + std::to_string(t.sm) + " (" + t.gpu_name +
                       ") with CUDA " + engine::cuda_version_string(t.cuda_runtime) + ", cuDNN " +
-                      engine::cudnn_version_string(t.cudnn) + "; here: " +
-                      here_or.status().message() +
+                      engine::cudnn_version_string(t.cudnn) +
+                      "; here: " + here_or.status().message() +
                       ": run it on that GPU, or build a CPU engine with `kiln build --device cpu`");
   }
   engine::TargetInfo here = std::move(here_or).value();

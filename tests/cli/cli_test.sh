@@ -6,6 +6,7 @@ kiln=$1
 src=$2
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+export KILN_CACHE_DIR=$tmp/cache
 failures=0
 
 # expect CODE PATTERN -- command...: runs it, checks the exit code and that the output matches.
@@ -58,6 +59,25 @@ printf 'not a model at all' > "$tmp/garbage.onnx"
 expect 2 "garbage.onnx" -- "$kiln" run "$tmp/garbage.onnx"
 : > "$tmp/empty.onnx"
 expect 2 "empty.onnx" -- "$kiln" run "$tmp/empty.onnx"
+
+# build / run / inspect / bench on a CPU engine.
+expect 0 "wrote $tmp/ex.kiln" -- "$kiln" build "$model" -o "$tmp/ex.kiln" --device cpu
+expect 0 "cpu:Conv" -- "$kiln" inspect "$tmp/ex.kiln"
+expect 0 '"peak_activation_bytes"' -- "$kiln" inspect "$tmp/ex.kiln" --json
+expect 0 "y: float32\[1,3200\]" -- "$kiln" run "$tmp/ex.kiln"
+expect 0 "Throughput: .* qps" -- "$kiln" bench "$tmp/ex.kiln" --duration 0.2 --warmup 0.05
+expect 0 "percentile\(99%\)" -- "$kiln" bench "$model" --device cpu --duration 0.2 --warmup 0
+expect 0 "cached engine" -- "$kiln" run "$model" --device cpu
+expect 0 "built a cpu engine" -- "$kiln" run "$model" --device cpu --no-cache
+expect 2 "already an engine" -- "$kiln" build "$tmp/ex.kiln" -o "$tmp/ex2.kiln" --device cpu
+expect 0 "wrote" -- "$kiln" build "$model" -o "$tmp/p.kiln" --device cpu \
+  --min-shapes x:1x3x32x32 --opt-shapes x:2x3x32x32 --max-shapes x:4x3x32x32
+expect 2 "dimension 0 is 8, allowed \[1, 4\]" -- "$kiln" run "$tmp/p.kiln" --shapes x:8x3x32x32
+expect 2 "no input named 'nope'" -- "$kiln" build "$model" -o "$tmp/p.kiln" --device cpu \
+  --min-shapes nope:1 --opt-shapes nope:1 --max-shapes nope:1
+head -c 300 "$tmp/ex.kiln" > "$tmp/trunc.kiln"
+expect 2 "trunc.kiln" -- "$kiln" run "$tmp/trunc.kiln"
+expect 2 "truncated engine file" -- "$kiln" inspect "$tmp/trunc.kiln"
 
 # Conformance: a folder without cases is bad input; a passing case exits 0.
 mkdir -p "$tmp/nocases"

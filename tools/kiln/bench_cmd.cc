@@ -85,13 +85,17 @@ StatusOr<std::vector<std::pair<std::string, HostTensor>>> make_inputs(const Engi
     } else if (!e.profiles().empty() && e.profiles()[0].inputs.count(t.name)) {
       shape = e.profiles()[0].inputs.at(t.name).opt;
     }
-    for (int64_t d : shape) {
+    bool dynamic = false;
+    for (int64_t& d : shape) {
       if (d < 0) {
-        return invalid_argument("input '" + t.name +
-                                "' has dynamic dims: give its shape with "
-                                "--shapes " +
-                                t.name + ":DxDx...");
+        d = 1;
+        dynamic = true;
       }
+    }
+    if (dynamic) {
+      std::fprintf(stderr,
+                   "kiln: input '%s' has dynamic dims: benchmarking %s (set with --shapes)\n",
+                   t.name.c_str(), shape_to_string(shape).c_str());
     }
     if (!t.is_tensor || t.dtype == DType::kString) {
       return invalid_argument("input '" + t.name +
