@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <new>
 #include <span>
 #include <string>
 #include <string_view>
@@ -142,11 +143,12 @@ class ByteReader {
 // handle; `*out` points at the copy.
 inline std::shared_ptr<const void> aligned_copy(std::span<const uint8_t> bytes, size_t align,
                                                 const uint8_t** out) {
-  const size_t size = (bytes.size() + align - 1) / align * align;
-  void* p = ::operator new(size == 0 ? align : size, std::align_val_t(align));
-  if (!bytes.empty()) std::memcpy(p, bytes.data(), bytes.size());
-  if (size > bytes.size())
-    std::memset(static_cast<uint8_t*>(p) + bytes.size(), 0, size - bytes.size());
+  const size_t n = bytes.size();
+  const size_t size = n + (align - n % align) % align;
+  if (size < n) throw std::bad_alloc();
+  auto* p = static_cast<uint8_t*>(::operator new(size == 0 ? align : size, std::align_val_t(align)));
+  if (n) std::memcpy(p, bytes.data(), n);
+  std::memset(p + n, 0, size - n);
   *out = static_cast<const uint8_t*>(p);
   return std::shared_ptr<const void>(p, [align](const void* q) {
     ::operator delete(const_cast<void*>(q), std::align_val_t(align));

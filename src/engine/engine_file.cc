@@ -404,13 +404,18 @@ StatusOr<std::shared_ptr<EngineFile>> EngineFile::verify(std::shared_ptr<const v
                               " is unknown to this Kiln (" KILN_VERSION
                               "): the engine needs a newer Kiln; rebuild it with `kiln build`");
     }
-    if (s.offset < header_size || s.offset > size || s.size > size - s.offset) {
-      return corrupt(label + " [" + std::to_string(s.offset) + ", +" + std::to_string(s.size) +
-                     ") lies outside the file (" + std::to_string(size) + " bytes)");
-    }
+    const std::string range =
+        " [" + std::to_string(s.offset) + ", +" + std::to_string(s.size) + ")";
     if (s.offset % section_alignment(s.kind) != 0) {
       return corrupt(label + " offset " + std::to_string(s.offset) + " is not " +
                      std::to_string(section_alignment(s.kind)) + "-byte aligned");
+    }
+    if (s.offset < header_size) {
+      return corrupt(label + range + " overlaps the header (" + std::to_string(header_size) +
+                     " bytes)");
+    }
+    if (s.offset > size || s.size > size - s.offset) {
+      return corrupt(label + range + " lies outside the file (" + std::to_string(size) + " bytes)");
     }
     for (const SectionEntry& o : file->entries_) {
       if (o.kind == s.kind) return corrupt(label + " is listed twice");
