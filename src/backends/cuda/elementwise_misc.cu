@@ -149,8 +149,8 @@ Status clip_run(KernelContext& ctx) {
         if (!ctx.has_input(i)) continue;
         const Tensor& t = ctx.host_input(i);
         if (t.dtype() != x.dtype || t.numel() != 1) {
-          st = ctx.invalid(std::string(i == 1 ? "min" : "max") + " must be a " +
-                           dtype_name(x.dtype) + " scalar, got " + t.type_string());
+          set_status(st, ctx.invalid(std::string(i == 1 ? "min" : "max") + " must be a " +
+                                     dtype_name(x.dtype) + " scalar, got " + t.type_string()));
           return;
         }
         (i == 1 ? lo : hi) = host_scalar<C>(t);
@@ -158,14 +158,14 @@ Status clip_run(KernelContext& ctx) {
     }
     StatusOr<DeviceTensor*> y = ctx.allocate(0, x.dtype, x.shape);
     if (!y.ok()) {
-      st = y.status();
+      set_status(st, y.status());
       return;
     }
     const int64_t n = x.numel();
     if (n == 0) return;
     const Launch l = launch_for(n);
     clip_kernel<T><<<l.grid, l.block, 0, ctx.stream()>>>(x.as<T>(), (*y)->as<T>(), n, lo, hi);
-    st = ctx.check_launch("Clip");
+    set_status(st, ctx.check_launch("Clip"));
   });
   if (!ok) return ctx.unsupported_type(x.dtype);
   return st;

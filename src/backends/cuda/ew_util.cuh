@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "backends/cuda/common.cuh"
@@ -193,6 +194,11 @@ inline std::string check_ranks(const ir::Node& node) {
     if (bad(v)) return "rank > 8";
   }
   return {};
+}
+
+// dst = s (an expression statement `st = f();` makes nvcc warn about the discarded Status&).
+inline void set_status(Status& dst, Status s) {
+  static_cast<void>(dst = std::move(s));
 }
 
 inline int64_t numel_of(const std::vector<int64_t>& shape) {

@@ -282,7 +282,11 @@ std::string reduce_supports(const ir::Node& node) {
   std::string r = check_ranks(node);
   if (!r.empty()) return r;
   const DType t = input_dtype(node, 0);
-  if (!is_float_dtype(t) && !is_int_dtype(t)) return std::string("dtype ") + dtype_name(t);
+  const int k = rk_of(node.op_type);
+  const bool bool_ok = t == DType::kBool && (k == kMax || k == kMin);
+  if (!is_float_dtype(t) && !is_int_dtype(t) && !bool_ok) {
+    return std::string("dtype ") + dtype_name(t);
+  }
   if (node.has_input(1)) {
     const DType a = input_dtype(node, 1);
     if (a != DType::kInt64 && a != DType::kInt32) return "axes dtype";
@@ -367,7 +371,10 @@ Status reduce_run(KernelContext& ctx) {
   }
   const bool rows = p.nr == 1 && groups.back().second && p.count > 1;
   Status st = Status::Ok();
-  const bool ok = dispatch_all<false>(x.dtype, [&](auto tag) {
+  // Bool Max/Min (any/all) reduce the 0/1 bytes as uint8.
+  const DType run_dt = (x.dtype == DType::kBool && (k == kMax || k == kMin)) ? DType::kUInt8
+                                                                              : x.dtype;
+  const bool ok = dispatch_all<false>(run_dt, [&](auto tag) {
     using T = decltype(tag);
     if constexpr (kFloatLike<T>) {
       if (rows) {
@@ -387,7 +394,7 @@ Status reduce_run(KernelContext& ctx) {
       reduce_generic_int<T>
           <<<l.grid, l.block, 0, ctx.stream()>>>(x.as<T>(), y->as<T>(), n_out, k, p);
     }
-    st = ctx.check_launch(ctx.node().op_type.c_str());
+    set_status(st, ctx.check_launch(ctx.node().op_type.c_str()));
   });
   if (!ok) return ctx.unsupported_type(x.dtype);
   return st;
