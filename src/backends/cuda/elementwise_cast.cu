@@ -245,9 +245,47 @@ Status cast_run(KernelContext& ctx) {
   return ctx.check_launch("Cast");
 }
 
+// ---- BitCast: same bytes, another dtype of the same width ----
+
+DType bitcast_target(const ir::Node& node) {
+  const int64_t to = node.attr_int("to", -1);
+  if (to <= 0 || to > kMaxDType || !is_valid_dtype(static_cast<int>(to))) return DType::kUndefined;
+  return static_cast<DType>(to);
+}
+
+std::string bitcast_supports(const ir::Node& node) {
+  if (!node.has_input(0)) return "missing input";
+  const DType from = input_dtype(node, 0);
+  const DType to = bitcast_target(node);
+  if (!plain(from)) return std::string("source dtype ") + dtype_name(from);
+  if (!plain(to)) return std::string("target dtype ") + dtype_name(to);
+  if (dtype_bits(from) != dtype_bits(to)) return "bit widths differ";
+  return {};
+}
+
+Status bitcast_run(KernelContext& ctx) {
+  const DeviceTensor& x = ctx.input(0);
+  const DType to = bitcast_target(ctx.node());
+  if (to == DType::kUndefined) return ctx.invalid("attribute 'to' is missing or not a valid dtype");
+  if (!plain(x.dtype) || !plain(to) || dtype_bits(x.dtype) != dtype_bits(to)) {
+    return ctx.invalid(std::string("cannot bitcast ") + dtype_name(x.dtype) + " to " +
+                       dtype_name(to));
+  }
+  KILN_ASSIGN_OR_RETURN(DeviceTensor * y, ctx.allocate(0, to, x.shape));
+  if (x.nbytes() == 0) return Status::Ok();
+  KILN_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(y->data, x.data, x.nbytes(), cudaMemcpyDeviceToDevice, ctx.stream()));
+  return Status::Ok();
+}
+
 }  // namespace
 
 void register_ew_cast_kernels(KernelRegistry& r) {
+  KernelDef b;
+  b.op_type = "BitCast";
+  b.supports = &bitcast_supports;
+  b.run = &bitcast_run;
+  r.add(b);
   for (const char* name : {"Cast", "CastLike"}) {
     KernelDef d;
     d.op_type = name;

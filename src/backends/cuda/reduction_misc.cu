@@ -1,5 +1,5 @@
-// CUDA kernels of CumSum (axis host input; exclusive, reverse) and TopK (K host input, axis,
-// largest, sorted).
+// CUDA kernels of CumSum and CumProd (axis host input; exclusive, reverse) and TopK (K host input,
+// axis, largest, sorted).
 //
 // CumSum: one thread per (outer, inner) column scans its n elements sequentially; float types
 // accumulate in double, integers wrap like the integer type (as the CPU kernel does).
@@ -22,25 +22,25 @@ using namespace ew;  // NOLINT
 
 template <typename T>
 __global__ void cumsum_kernel(const T* x, T* y, int64_t cols, int64_t n, int64_t inner,
-                              bool exclusive, bool reverse) {
+                              bool exclusive, bool reverse, bool prod) {
   KILN_GRID_STRIDE_LOOP(c, cols) {
     const int64_t base = (c / inner) * n * inner + c % inner;
     if constexpr (kFloatLike<T>) {
-      double acc = 0.0;
+      double acc = prod ? 1.0 : 0.0;
       for (int64_t s = 0; s < n; ++s) {
         const int64_t at = base + (reverse ? n - 1 - s : s) * inner;
         const double v = static_cast<double>(load_c(x, at));
         if (exclusive) y[at] = to_t<T>(static_cast<Compute<T>>(acc));
-        acc += v;
+        acc = prod ? acc * v : acc + v;
         if (!exclusive) y[at] = to_t<T>(static_cast<Compute<T>>(acc));
       }
     } else {
-      uint64_t acc = 0;
+      uint64_t acc = prod ? 1 : 0;
       for (int64_t s = 0; s < n; ++s) {
         const int64_t at = base + (reverse ? n - 1 - s : s) * inner;
         const uint64_t v = static_cast<uint64_t>(x[at]);
         if (exclusive) y[at] = static_cast<T>(acc);
-        acc += v;
+        acc = prod ? acc * v : acc + v;
         if (!exclusive) y[at] = static_cast<T>(acc);
       }
     }
@@ -78,6 +78,7 @@ Status cumsum_run(KernelContext& ctx) {
   const int axis = *ax;
   const bool exclusive = ctx.attr_int("exclusive", 0) != 0;
   const bool reverse = ctx.attr_int("reverse", 0) != 0;
+  const bool prod = ctx.node().op_type == "CumProd";
   int64_t outer = 1, inner = 1;
   for (int d = 0; d < x.rank(); ++d) {
     if (d < axis) outer *= x.dim(d);
@@ -90,10 +91,10 @@ Status cumsum_run(KernelContext& ctx) {
   const bool ok = dispatch_all<false>(x.dtype, [&](auto tag) {
     using T = decltype(tag);
     cumsum_kernel<T><<<l.grid, l.block, 0, ctx.stream()>>>(x.as<T>(), y->as<T>(), outer * inner, n,
-                                                           inner, exclusive, reverse);
+                                                           inner, exclusive, reverse, prod);
   });
   if (!ok) return ctx.unsupported_type(x.dtype);
-  return ctx.check_launch("CumSum");
+  return ctx.check_launch(prod ? "CumProd" : "CumSum");
 }
 
 // ---- TopK ----
@@ -237,12 +238,14 @@ Status topk_run(KernelContext& ctx) {
 }  // namespace
 
 void register_red_misc_kernels(KernelRegistry& r) {
-  KernelDef c;
-  c.op_type = "CumSum";
-  c.supports = &cumsum_supports;
-  c.run = &cumsum_run;
-  c.host_inputs = 0b10;
-  r.add(c);
+  for (const char* name : {"CumSum", "CumProd"}) {
+    KernelDef c;
+    c.op_type = name;
+    c.supports = &cumsum_supports;
+    c.run = &cumsum_run;
+    c.host_inputs = 0b10;
+    r.add(c);
+  }
   KernelDef t;
   t.op_type = "TopK";
   t.supports = &topk_supports;

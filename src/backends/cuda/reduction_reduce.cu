@@ -372,8 +372,8 @@ Status reduce_run(KernelContext& ctx) {
   const bool rows = p.nr == 1 && groups.back().second && p.count > 1;
   Status st = Status::Ok();
   // Bool Max/Min (any/all) reduce the 0/1 bytes as uint8.
-  const DType run_dt = (x.dtype == DType::kBool && (k == kMax || k == kMin)) ? DType::kUInt8
-                                                                              : x.dtype;
+  const DType run_dt =
+      (x.dtype == DType::kBool && (k == kMax || k == kMin)) ? DType::kUInt8 : x.dtype;
   const bool ok = dispatch_all<false>(run_dt, [&](auto tag) {
     using T = decltype(tag);
     if constexpr (kFloatLike<T>) {
