@@ -16,10 +16,10 @@ Status cuda_error(cudaError_t e, const char* what);
 }  // namespace kiln::cuda
 
 // Returns from the enclosing function (Status or StatusOr) when a CUDA runtime call fails.
-#define KILN_CUDA_RETURN_IF_ERROR(expr)                                    \
-  do {                                                                     \
-    cudaError_t kiln_cuda_err_ = (expr);                                   \
-    if (kiln_cuda_err_ != cudaSuccess) {                                   \
-      return ::kiln::cuda::cuda_error(kiln_cuda_err_, #expr);              \
-    }                                                                      \
+#define KILN_CUDA_RETURN_IF_ERROR(expr)                       \
+  do {                                                        \
+    cudaError_t kiln_cuda_err_ = (expr);                      \
+    if (kiln_cuda_err_ != cudaSuccess) {                      \
+      return ::kiln::cuda::cuda_error(kiln_cuda_err_, #expr); \
+    }                                                         \
   } while (0)

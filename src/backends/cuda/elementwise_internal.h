@@ -12,5 +12,6 @@ void register_ew_cast_kernels(KernelRegistry& r);      // elementwise_cast.cu
 void register_red_reduce_kernels(KernelRegistry& r);   // reduction_reduce.cu (Reduce*, Arg*)
 void register_red_softmax_kernels(KernelRegistry& r);  // reduction_softmax.cu
 void register_red_misc_kernels(KernelRegistry& r);     // reduction_misc.cu (CumSum, TopK)
+void register_red_loss_kernels(KernelRegistry& r);     // reduction_loss.cu (NLL, SCE)
 
 }  // namespace kiln::cuda

@@ -8,6 +8,7 @@ void register_reduction_kernels(KernelRegistry& r) {
   register_red_reduce_kernels(r);
   register_red_softmax_kernels(r);
   register_red_misc_kernels(r);
+  register_red_loss_kernels(r);
 }
 
 }  // namespace kiln::cuda
