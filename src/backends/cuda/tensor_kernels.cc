@@ -508,8 +508,12 @@ Status slice_run(KernelContext& ctx) {
   } else {
     KILN_ASSIGN_OR_RETURN(starts, host_ints(ctx, 1, "starts"));
     KILN_ASSIGN_OR_RETURN(ends, host_ints(ctx, 2, "ends"));
-    if (ctx.has_input(3)) KILN_ASSIGN_OR_RETURN(axes, host_ints(ctx, 3, "axes"));
-    if (ctx.has_input(4)) KILN_ASSIGN_OR_RETURN(steps, host_ints(ctx, 4, "steps"));
+    if (ctx.has_input(3)) {
+      KILN_ASSIGN_OR_RETURN(axes, host_ints(ctx, 3, "axes"));
+    }
+    if (ctx.has_input(4)) {
+      KILN_ASSIGN_OR_RETURN(steps, host_ints(ctx, 4, "steps"));
+    }
   }
   if (starts.size() != ends.size()) return ctx.invalid("starts and ends differ in length");
   if (axes.empty()) {
