@@ -32,8 +32,7 @@ __device__ __forceinline__ int64_t map_border(int64_t s, int64_t dim, Border b, 
 }
 
 template <typename U>
-__global__ void plan_kernel(CopyPlan p, const U* __restrict__ src, U* __restrict__ dst,
-                            int64_t n) {
+__global__ void plan_kernel(CopyPlan p, const U* __restrict__ src, U* __restrict__ dst, int64_t n) {
   const U fill = static_cast<U>(p.fill);
   KILN_GRID_STRIDE_LOOP(i, n) {
     int64_t rem = i, off = p.base;
@@ -54,8 +53,8 @@ constexpr int kTile = 32;
 constexpr int kTileRows = 8;
 
 template <typename U>
-__global__ void transpose_tile_kernel(const U* __restrict__ src, U* __restrict__ dst,
-                                      int64_t batch, int64_t rows, int64_t cols) {
+__global__ void transpose_tile_kernel(const U* __restrict__ src, U* __restrict__ dst, int64_t batch,
+                                      int64_t rows, int64_t cols) {
   __shared__ U tile[kTile][kTile + 1];
   const int64_t col_tiles = (cols + kTile - 1) / kTile;
   const int64_t row_tiles = (rows + kTile - 1) / kTile;
@@ -100,7 +99,9 @@ __global__ void rows_kernel(RowBatch b, int64_t outer) {
 
 template <typename U>
 __global__ void fill_kernel(U* dst, int64_t n, U v) {
-  KILN_GRID_STRIDE_LOOP(i, n) { dst[i] = v; }
+  KILN_GRID_STRIDE_LOOP(i, n) {
+    dst[i] = v;
+  }
 }
 
 uint64_t replicate(uint64_t bits, int esize, int k) {
@@ -149,8 +150,7 @@ void launch_plan_t(const CopyPlan& p, const void* src, void* dst, int64_t n, cud
     return;
   }
   const Launch l = launch_for(n);
-  plan_kernel<U><<<l.grid, l.block, 0, s>>>(p, static_cast<const U*>(src), static_cast<U*>(dst),
-                                            n);
+  plan_kernel<U><<<l.grid, l.block, 0, s>>>(p, static_cast<const U*>(src), static_cast<U*>(dst), n);
 }
 
 }  // namespace
@@ -293,16 +293,16 @@ void launch_fill(void* dst, int64_t n, int esize, uint64_t bits, cudaStream_t s)
   const Launch l = launch_for(n);
   switch (esize) {
     case 1:
-      fill_kernel<uint8_t><<<l.grid, l.block, 0, s>>>(static_cast<uint8_t*>(dst), n,
-                                                      static_cast<uint8_t>(bits));
+      fill_kernel<uint8_t>
+          <<<l.grid, l.block, 0, s>>>(static_cast<uint8_t*>(dst), n, static_cast<uint8_t>(bits));
       return;
     case 2:
-      fill_kernel<uint16_t><<<l.grid, l.block, 0, s>>>(static_cast<uint16_t*>(dst), n,
-                                                       static_cast<uint16_t>(bits));
+      fill_kernel<uint16_t>
+          <<<l.grid, l.block, 0, s>>>(static_cast<uint16_t*>(dst), n, static_cast<uint16_t>(bits));
       return;
     case 4:
-      fill_kernel<uint32_t><<<l.grid, l.block, 0, s>>>(static_cast<uint32_t*>(dst), n,
-                                                       static_cast<uint32_t>(bits));
+      fill_kernel<uint32_t>
+          <<<l.grid, l.block, 0, s>>>(static_cast<uint32_t*>(dst), n, static_cast<uint32_t>(bits));
       return;
     default:
       fill_kernel<unsigned long long><<<l.grid, l.block, 0, s>>>(

@@ -77,8 +77,8 @@ __device__ __forceinline__ bool elements_offset(const ElementsPlan& p, int64_t i
 
 template <typename U>
 __global__ void gather_elements_kernel(ElementsPlan p, const U* __restrict__ x,
-                                       const void* __restrict__ idx, bool idx64,
-                                       U* __restrict__ y, int64_t n) {
+                                       const void* __restrict__ idx, bool idx64, U* __restrict__ y,
+                                       int64_t n) {
   KILN_GRID_STRIDE_LOOP(i, n) {
     const int64_t v = clamp_index(load_index(idx, idx64, i), p.axis_dim);
     int64_t off = 0;
@@ -204,8 +204,8 @@ __global__ void scatter_nd_kernel(NdPlan p, const void* __restrict__ idx, bool i
 // ------------------------------------------------------------------------- Trilu / EyeLike
 
 template <typename U>
-__global__ void trilu_kernel(const U* __restrict__ x, U* __restrict__ y, int64_t rows,
-                             int64_t cols, int64_t k, bool upper, int64_t n) {
+__global__ void trilu_kernel(const U* __restrict__ x, U* __restrict__ y, int64_t rows, int64_t cols,
+                             int64_t k, bool upper, int64_t n) {
   KILN_GRID_STRIDE_LOOP(i, n) {
     const int64_t j = i % cols, r = (i / cols) % rows;
     const int64_t diff = j - r;
@@ -264,15 +264,16 @@ __global__ void one_hot_kernel(const void* __restrict__ idx, IndexKind kind, U* 
 template <typename T>
 __global__ void range_int_kernel(T* y, int64_t n, int64_t start, int64_t delta) {
   KILN_GRID_STRIDE_LOOP(i, n) {
-    y[i] = static_cast<T>(static_cast<int64_t>(static_cast<uint64_t>(start) +
-                                               static_cast<uint64_t>(i) *
-                                                   static_cast<uint64_t>(delta)));
+    y[i] = static_cast<T>(static_cast<int64_t>(
+        static_cast<uint64_t>(start) + static_cast<uint64_t>(i) * static_cast<uint64_t>(delta)));
   }
 }
 
 __global__ void range_f32_kernel(float* y, int64_t n, float start, float delta) {
   // Unfused, as the CPU reference computes start + float(i) * delta.
-  KILN_GRID_STRIDE_LOOP(i, n) { y[i] = __fadd_rn(start, __fmul_rn(static_cast<float>(i), delta)); }
+  KILN_GRID_STRIDE_LOOP(i, n) {
+    y[i] = __fadd_rn(start, __fmul_rn(static_cast<float>(i), delta));
+  }
 }
 
 template <typename T>
@@ -398,8 +399,8 @@ __global__ void nz_write_kernel(const void* x, int64_t n, int esize, uint64_t ma
 
 }  // namespace
 
-void launch_gather(const void* x, const void* idx, bool idx64, void* y, int64_t outer,
-                   int64_t dim, int64_t nidx, int64_t inner_bytes, cudaStream_t s) {
+void launch_gather(const void* x, const void* idx, bool idx64, void* y, int64_t outer, int64_t dim,
+                   int64_t nidx, int64_t inner_bytes, cudaStream_t s) {
   if (outer * nidx * inner_bytes == 0) return;
   switch (unit_for(inner_bytes, x, y)) {
     case 16:
@@ -438,9 +439,9 @@ void launch_gather_elements(const ElementsPlan& p, const void* x, const void* id
           p, static_cast<const uint32_t*>(x), idx, idx64, static_cast<uint32_t*>(y), n);
       return;
     default:
-      gather_elements_kernel<unsigned long long><<<l.grid, l.block, 0, s>>>(
-          p, static_cast<const unsigned long long*>(x), idx, idx64,
-          static_cast<unsigned long long*>(y), n);
+      gather_elements_kernel<unsigned long long>
+          <<<l.grid, l.block, 0, s>>>(p, static_cast<const unsigned long long*>(x), idx, idx64,
+                                      static_cast<unsigned long long*>(y), n);
       return;
   }
 }
@@ -539,7 +540,7 @@ void launch_scatter_nd(const NdPlan& p, const void* idx, bool idx64, const void*
   dispatch_scatter(esize, red, kind, [&](auto tag) {
     using T = decltype(tag);
     scatter_nd_kernel<T><<<l.grid, l.block, 0, s>>>(p, idx, idx64, static_cast<const T*>(upd),
-                                                     static_cast<T*>(y), slice, n, red);
+                                                    static_cast<T*>(y), slice, n, red);
   });
 }
 
@@ -575,8 +576,8 @@ void launch_eye(void* y, int64_t rows, int64_t cols, int64_t k, int esize, uint6
   const Launch l = launch_for(rows);
   auto go = [&](auto tag) {
     using U = decltype(tag);
-    eye_kernel<U><<<l.grid, l.block, 0, s>>>(static_cast<U*>(y), rows, cols, k,
-                                             static_cast<U>(one));
+    eye_kernel<U>
+        <<<l.grid, l.block, 0, s>>>(static_cast<U*>(y), rows, cols, k, static_cast<U>(one));
   };
   switch (esize) {
     case 1:
@@ -626,17 +627,16 @@ void launch_range(void* y, DType dt, int64_t n, double fstart, double fdelta, in
   const Launch l = launch_for(n);
   switch (dt) {
     case DType::kFloat32:
-      range_f32_kernel<<<l.grid, l.block, 0, s>>>(static_cast<float*>(y), n,
-                                                  static_cast<float>(fstart),
-                                                  static_cast<float>(fdelta));
+      range_f32_kernel<<<l.grid, l.block, 0, s>>>(
+          static_cast<float*>(y), n, static_cast<float>(fstart), static_cast<float>(fdelta));
       return;
     case DType::kFloat64:
       range_f64_kernel<double>
           <<<l.grid, l.block, 0, s>>>(static_cast<double*>(y), n, fstart, fdelta);
       return;
     case DType::kFloat16:
-      range_f64_kernel<__half><<<l.grid, l.block, 0, s>>>(static_cast<__half*>(y), n, fstart,
-                                                          fdelta);
+      range_f64_kernel<__half>
+          <<<l.grid, l.block, 0, s>>>(static_cast<__half*>(y), n, fstart, fdelta);
       return;
     case DType::kBFloat16:
       range_f64_kernel<__nv_bfloat16>
@@ -664,14 +664,14 @@ uint64_t nonzero_workspace(int64_t n) {
   return static_cast<uint64_t>(blocks + 1) * sizeof(int64_t);
 }
 
-void launch_nonzero_count(const void* x, int64_t n, int esize, uint64_t value_mask,
-                          void* workspace, int64_t* device_total, cudaStream_t s) {
+void launch_nonzero_count(const void* x, int64_t n, int esize, uint64_t value_mask, void* workspace,
+                          int64_t* device_total, cudaStream_t s) {
   const int64_t blocks = (n + kNzChunk - 1) / kNzChunk;
   int64_t* counts = static_cast<int64_t*>(workspace);
   (void)device_total;  // == counts + blocks
   if (blocks > 0) {
     nz_count_kernel<<<static_cast<unsigned>(blocks), kNzThreads, 0, s>>>(x, n, esize, value_mask,
-                                                                        counts);
+                                                                         counts);
   }
   nz_scan_kernel<<<1, 1024, 0, s>>>(counts, blocks);
 }

@@ -64,8 +64,8 @@ void launch_fill(void* dst, int64_t n, int esize, uint64_t bits, cudaStream_t s)
 // ---- index family (tensor_index.cu) ----
 
 // Gather along one axis: y[o, j, r] = x[o, clamp(idx[j]), r] with rows of `inner_bytes`.
-void launch_gather(const void* x, const void* idx, bool idx64, void* y, int64_t outer,
-                   int64_t dim, int64_t nidx, int64_t inner_bytes, cudaStream_t s);
+void launch_gather(const void* x, const void* idx, bool idx64, void* y, int64_t outer, int64_t dim,
+                   int64_t nidx, int64_t inner_bytes, cudaStream_t s);
 
 // Element-wise gather/scatter by an index tensor of the same rank as data (GatherElements,
 // ScatterElements). idx_dims: the index tensor's shape; data_strides: data's strides.
@@ -119,8 +119,8 @@ void launch_range(void* y, DType dt, int64_t n, double fstart, double fdelta, in
 // NonZero, two phases. Phase 1 counts (needs workspace of nonzero_workspace(n) bytes) and
 // leaves the total at *device_total; phase 2 writes the [rank, total] coordinates.
 uint64_t nonzero_workspace(int64_t n);
-void launch_nonzero_count(const void* x, int64_t n, int esize, uint64_t value_mask,
-                          void* workspace, int64_t* device_total, cudaStream_t s);
+void launch_nonzero_count(const void* x, int64_t n, int esize, uint64_t value_mask, void* workspace,
+                          int64_t* device_total, cudaStream_t s);
 void launch_nonzero_write(const void* x, int64_t n, int esize, uint64_t value_mask,
                           const void* workspace, int rank, const int64_t* dims, int64_t total,
                           int64_t* y, cudaStream_t s);

@@ -23,13 +23,18 @@ bool movable_dtype(DType t) {
   return b == 8 || b == 16 || b == 32 || b == 64;
 }
 
-int element_size(DType t) { return dtype_bits(t) / 8; }
+int element_size(DType t) {
+  return dtype_bits(t) / 8;
+}
 
 namespace {
 std::string check_value(const ir::Value* v, const std::string& what, bool copy) {
   if (v == nullptr) return {};
+  // Types inference could not decide are accepted: run() checks the actual dtype and rank.
+  if (v->type.kind == ir::TypeInfo::Kind::kUnknown) return {};
   if (!v->type.is_tensor()) return what + " is not a tensor";
   const DType t = v->type.dtype;
+  if (t == DType::kUndefined) return {};
   if (copy ? !movable_dtype(t) : (t == DType::kString || t == DType::kUndefined)) {
     return what + " has dtype " + dtype_name(t);
   }
@@ -43,8 +48,8 @@ std::string check_value(const ir::Value* v, const std::string& what, bool copy) 
 std::string check_data(const ir::Node& n, std::initializer_list<int> inputs, bool copy) {
   for (int i : inputs) {
     if (!n.has_input(i)) continue;
-    std::string r = check_value(n.inputs[static_cast<size_t>(i)], "input " + std::to_string(i),
-                                copy);
+    std::string r =
+        check_value(n.inputs[static_cast<size_t>(i)], "input " + std::to_string(i), copy);
     if (!r.empty()) return r;
   }
   for (size_t i = 0; i < n.outputs.size(); ++i) {
@@ -57,7 +62,9 @@ std::string check_data(const ir::Node& n, std::initializer_list<int> inputs, boo
 std::string check_input(const ir::Node& n, int i, std::initializer_list<DType> allowed) {
   if (!n.has_input(i)) return {};
   const ir::TypeInfo& t = n.inputs[static_cast<size_t>(i)]->type;
+  if (t.kind == ir::TypeInfo::Kind::kUnknown) return {};  // checked by run()
   if (!t.is_tensor()) return "input " + std::to_string(i) + " is not a tensor";
+  if (t.dtype == DType::kUndefined) return {};
   if (std::find(allowed.begin(), allowed.end(), t.dtype) == allowed.end()) {
     return "input " + std::to_string(i) + " has dtype " + dtype_name(t.dtype);
   }
@@ -126,7 +133,9 @@ CopyPlan direct_plan(const std::vector<int64_t>& out, const std::vector<int64_t>
 
 // ---------------------------------------------------------------------------------- views
 
-std::string view_supports(const ir::Node& n) { return check_data(n, {0}, false); }
+std::string view_supports(const ir::Node& n) {
+  return check_data(n, {0}, false);
+}
 
 Status reshape_run(KernelContext& ctx) {
   const DeviceTensor& x = ctx.input(0);
@@ -268,13 +277,13 @@ Status identity_run(KernelContext& ctx) {
 std::string dropout_supports(const ir::Node& n) {
   std::string r = check_data(n, {0}, false);
   if (!r.empty()) return r;
-  if (n.has_output(1) && !movable_dtype(output_dtype(n, 1))) {
+  if (n.has_output(1) && output_dtype(n, 1) != DType::kUndefined &&
+      !movable_dtype(output_dtype(n, 1))) {
     return "mask dtype " + std::string(dtype_name(output_dtype(n, 1)));
   }
   if (n.opset >= 12 && n.has_input(2)) {
     const ir::Value* t = n.inputs[2];
-    if (t->constant == nullptr || t->constant->numel() != 1 ||
-        t->constant->get_int64(0) != 0) {
+    if (t->constant == nullptr || t->constant->numel() != 1 || t->constant->get_int64(0) != 0) {
       return "training_mode is not a constant false (training Dropout runs on the CPU)";
     }
   }
@@ -311,11 +320,14 @@ Status dropout_run(KernelContext& ctx) {
 
 // ---------------------------------------------------------------------------------- copies
 
-std::string copy_supports(const ir::Node& n) { return check_data(n, {0}, true); }
+std::string copy_supports(const ir::Node& n) {
+  return check_data(n, {0}, true);
+}
 
 Status transpose_run(KernelContext& ctx) {
   const DeviceTensor& x = ctx.input(0);
   KILN_RETURN_IF_ERROR(rank_ok(ctx, x.shape));
+  if (!movable_dtype(x.dtype)) return ctx.unsupported_type(x.dtype);
   std::vector<int64_t> perm = ctx.attr_ints("perm");
   if (!ctx.node().has_attr("perm")) {
     for (int i = x.rank() - 1; i >= 0; --i) perm.push_back(i);
@@ -344,10 +356,8 @@ Status transpose_run(KernelContext& ctx) {
 std::string concat_supports(const ir::Node& n) {
   for (size_t i = 0; i < n.inputs.size(); ++i) {
     if (!n.has_input(static_cast<int>(i))) continue;
-    const ir::Value* v = n.inputs[i];
-    if (!v->type.is_tensor() || !movable_dtype(v->type.dtype)) {
-      return "input " + std::to_string(i) + " is not a tensor of a fixed-size dtype";
-    }
+    std::string r = check_value(n.inputs[i], "input " + std::to_string(i), true);
+    if (!r.empty()) return r;
   }
   return check_data(n, {}, true);
 }
@@ -500,6 +510,7 @@ std::string slice_supports(const ir::Node& n) {
 Status slice_run(KernelContext& ctx) {
   const DeviceTensor& x = ctx.input(0);
   KILN_RETURN_IF_ERROR(rank_ok(ctx, x.shape));
+  if (!movable_dtype(x.dtype)) return ctx.unsupported_type(x.dtype);
   std::vector<int64_t> starts, ends, axes, steps;
   if (ctx.opset() < 10) {
     starts = ctx.attr_ints("starts");
@@ -562,6 +573,7 @@ std::string expand_supports(const ir::Node& n) {
 
 Status expand_run(KernelContext& ctx) {
   const DeviceTensor& x = ctx.input(0);
+  if (!movable_dtype(x.dtype)) return ctx.unsupported_type(x.dtype);
   if (!ctx.has_input(1)) return ctx.invalid("needs the shape input");
   const Tensor& s = ctx.host_input(1);
   if (s.dtype() != DType::kInt64 || s.rank() != 1) {
@@ -596,6 +608,7 @@ std::string tile_supports(const ir::Node& n) {
 Status tile_run(KernelContext& ctx) {
   const DeviceTensor& x = ctx.input(0);
   KILN_RETURN_IF_ERROR(rank_ok(ctx, x.shape));
+  if (!movable_dtype(x.dtype)) return ctx.unsupported_type(x.dtype);
   if (!ctx.has_input(1)) return ctx.invalid("needs the repeats input");
   const Tensor& r = ctx.host_input(1);
   if (!cpu::is_index_dtype(r.dtype()) || r.rank() != 1 || r.numel() != x.rank()) {
@@ -638,6 +651,7 @@ std::string pad_supports(const ir::Node& n) {
 Status pad_run(KernelContext& ctx) {
   const DeviceTensor& x = ctx.input(0);
   KILN_RETURN_IF_ERROR(rank_ok(ctx, x.shape));
+  if (!movable_dtype(x.dtype)) return ctx.unsupported_type(x.dtype);
   const int rank = x.rank();
   const std::string mode_name = ctx.attr_string("mode", "constant");
   Border mode;
@@ -730,6 +744,7 @@ std::string center_crop_pad_supports(const ir::Node& n) {
 Status center_crop_pad_run(KernelContext& ctx) {
   const DeviceTensor& x = ctx.input(0);
   KILN_RETURN_IF_ERROR(rank_ok(ctx, x.shape));
+  if (!movable_dtype(x.dtype)) return ctx.unsupported_type(x.dtype);
   const int rank = x.rank();
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> target, host_ints(ctx, 1, "shape"));
   std::vector<int64_t> axes = ctx.attr_ints("axes");
@@ -774,6 +789,7 @@ std::string depth_space_supports(const ir::Node& n) {
 
 Status depth_space_run(KernelContext& ctx) {
   const DeviceTensor& x = ctx.input(0);
+  if (!movable_dtype(x.dtype)) return ctx.unsupported_type(x.dtype);
   if (x.rank() != 4) return ctx.invalid("input must be 4-D, got " + shape_to_string(x.shape));
   const int64_t b = ctx.attr_int("blocksize", 0);
   if (b <= 0 || b > (int64_t{1} << 20)) return ctx.invalid("blocksize must be positive");

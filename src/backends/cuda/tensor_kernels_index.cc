@@ -21,8 +21,7 @@ constexpr std::initializer_list<DType> kIndexTypes = {DType::kInt32, DType::kInt
 
 Status index_dtype_ok(KernelContext& ctx, const DeviceTensor& idx, const char* what) {
   if (idx.dtype != DType::kInt32 && idx.dtype != DType::kInt64) {
-    return ctx.invalid(std::string(what) + " must be int32 or int64, got " +
-                       dtype_name(idx.dtype));
+    return ctx.invalid(std::string(what) + " must be int32 or int64, got " + dtype_name(idx.dtype));
   }
   return Status::Ok();
 }
@@ -307,9 +306,11 @@ Status trilu_run(KernelContext& ctx) {
 }
 
 std::string eye_like_supports(const ir::Node& n) {
-  if (!n.has_input(0) || !n.inputs[0]->type.is_tensor()) return "input 0 is not a tensor";
+  std::string r = check_data(n, {}, true);
+  if (!r.empty()) return r;
   const DType out = output_dtype(n, 0);
-  if (!movable_dtype(out) || is_complex(out)) return "output dtype " + std::string(dtype_name(out));
+  if (out != DType::kUndefined && (!movable_dtype(out) || is_complex(out)))
+    return "output dtype " + std::string(dtype_name(out));
   return {};
 }
 
@@ -337,8 +338,8 @@ Status eye_like_run(KernelContext& ctx) {
 }
 
 std::string one_hot_supports(const ir::Node& n) {
-  std::string r = check_input(n, 0, {DType::kInt32, DType::kInt64, DType::kFloat32,
-                                     DType::kFloat64});
+  std::string r =
+      check_input(n, 0, {DType::kInt32, DType::kInt64, DType::kFloat32, DType::kFloat64});
   if (!r.empty()) return r;
   return check_data(n, {2}, true);
 }
@@ -400,7 +401,8 @@ std::string range_supports(const ir::Node& n) {
     if (!r.empty()) return r;
   }
   const DType out = output_dtype(n, 0);
-  if (std::find(kRangeTypes.begin(), kRangeTypes.end(), out) == kRangeTypes.end()) {
+  if (out != DType::kUndefined &&
+      std::find(kRangeTypes.begin(), kRangeTypes.end(), out) == kRangeTypes.end()) {
     return "output dtype " + std::string(dtype_name(out));
   }
   return {};
@@ -482,7 +484,8 @@ bool nonzero_mask(DType t, uint64_t* mask) {
 
 std::string nonzero_supports(const ir::Node& n) {
   uint64_t mask = 0;
-  if (!nonzero_mask(input_dtype(n, 0), &mask)) {
+  const DType t = input_dtype(n, 0);
+  if (t != DType::kUndefined && !nonzero_mask(t, &mask)) {
     return "input dtype " + std::string(dtype_name(input_dtype(n, 0)));
   }
   return check_data(n, {0}, true);
@@ -510,8 +513,8 @@ Status nonzero_run(KernelContext& ctx) {
   launch_nonzero_count(x.data, n, es, mask, ws, total_dev, ctx.stream());
   KILN_RETURN_IF_ERROR(ctx.check_launch("NonZero count"));
   int64_t total = 0;
-  KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(&total, total_dev, sizeof(int64_t),
-                                            cudaMemcpyDeviceToHost, ctx.stream()));
+  KILN_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(&total, total_dev, sizeof(int64_t), cudaMemcpyDeviceToHost, ctx.stream()));
   KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(ctx.stream()));
   if (total < 0 || total > n) return ctx.invalid("NonZero count out of range");
   KILN_ASSIGN_OR_RETURN(DeviceTensor * y, ctx.allocate(0, DType::kInt64, {rank, total}));

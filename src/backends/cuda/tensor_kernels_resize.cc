@@ -17,7 +17,9 @@ bool float_compute(DType t) {
          t == DType::kFloat64;
 }
 
-bool is_v10(const ir::Node& n) { return n.op_type == "Upsample" || n.opset < 11; }
+bool is_v10(const ir::Node& n) {
+  return n.op_type == "Upsample" || n.opset < 11;
+}
 
 std::string resize_supports(const ir::Node& n) {
   const bool v10 = is_v10(n);
@@ -29,7 +31,7 @@ std::string resize_supports(const ir::Node& n) {
   if (mode != "nearest" && mode != "linear" && mode != "bilinear" && !(mode == "cubic" && !v10)) {
     return "mode '" + mode + "'";
   }
-  if (mode != "nearest" && !float_compute(dt)) {
+  if (mode != "nearest" && dt != DType::kUndefined && !float_compute(dt)) {
     return "mode '" + mode + "' on dtype " + std::string(dtype_name(dt));
   }
   if (!v10) {
@@ -40,8 +42,7 @@ std::string resize_supports(const ir::Node& n) {
       return "coordinate_transformation_mode '" + c + "'";
     }
     const std::string nm = n.attr_string("nearest_mode", "round_prefer_floor");
-    if (nm != "round_prefer_floor" && nm != "round_prefer_ceil" && nm != "floor" &&
-        nm != "ceil") {
+    if (nm != "round_prefer_floor" && nm != "round_prefer_ceil" && nm != "floor" && nm != "ceil") {
       return "nearest_mode '" + nm + "'";
     }
     if (n.opset >= 18) {
@@ -188,8 +189,8 @@ Status resize_run(KernelContext& ctx) {
       for (size_t k = 0; k < na; ++k) {
         const size_t a = static_cast<size_t>(axes[k]);
         out_dims[a] = sizes[k];
-        eff[a] = x.shape[a] == 0 ? 1.0
-                                 : static_cast<double>(sizes[k]) / static_cast<double>(x.shape[a]);
+        eff[a] =
+            x.shape[a] == 0 ? 1.0 : static_cast<double>(sizes[k]) / static_cast<double>(x.shape[a]);
       }
     } else if (policy == "not_larger" || policy == "not_smaller") {
       double scale = policy == "not_larger" ? 1e300 : 0.0;
