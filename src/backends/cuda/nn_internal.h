@@ -66,6 +66,14 @@ struct ShiftGeom {
 };
 Status shift_copy(KernelContext& ctx, int elem_bytes, const void* x, void* y, const ShiftGeom& g);
 
+// y = x transposed by `perm` (y.shape[i] = in_shape[perm[i]]), elements of elem_bytes (1, 2, 4
+// or 8); rank <= kMaxRank.
+Status permute(KernelContext& ctx, int elem_bytes, const void* x,
+               const std::vector<int64_t>& in_shape, const std::vector<int>& perm, void* y);
+// y[r] = sum of x[r * len + j] over j < len, for a float-like dtype.
+Status launch_row_sum(KernelContext& ctx, DType dtype, const void* x, void* y, int64_t rows,
+                      int64_t len);
+
 // ---- pooling (nn_pool.cu) ----
 
 enum class PoolKind : int { kMax = 0, kAvg = 1, kLp = 2 };
@@ -127,10 +135,38 @@ Status launch_lp_norm(KernelContext& ctx, DType dtype, const void* x, void* y, i
 Status launch_softmax_rows(KernelContext& ctx, DType dtype, const void* x, void* y, int64_t rows,
                            int64_t len);
 
+// ---- Attention (misc_attention.cu) ----
+
+// out[bh, t, :] = t < past ? past[bh, t, :] : cur[bh, t - past, :] (rows of `row` elements).
+Status concat_seq(KernelContext& ctx, int elem_bytes, const void* past, const void* cur, void* out,
+                  int64_t bh, int64_t past_len, int64_t cur_len, int64_t row);
+
+// Masking, softcap and softmax of attention scores [batch, heads, sq, total] in place (scores
+// are already scaled); optional qk_matmul_output in `qk` (mode 0..3).
+struct AttentionScoreArgs {
+  DType dtype = DType::kFloat32;
+  void* scores = nullptr;
+  int64_t batch = 0, heads = 0, sq = 0, total = 0, past = 0;
+  const void* mask = nullptr;  // dtype or bool
+  bool mask_bool = false;
+  int64_t mask_stride[3] = {0, 0, 0};  // batch, head, query (key stride 1)
+  int64_t mask_last = 0;               // mask length along keys
+  const int64_t* nonpad = nullptr;     // [batch] or null
+  bool causal = false;
+  int64_t left = -1, right = -1;
+  float softcap = 0.f;
+  void* qk = nullptr;
+  int qk_mode = 0;
+};
+Status launch_attention_scores(KernelContext& ctx, const AttentionScoreArgs& a);
+
 // Registration of the nn sub-families (called from register_nn_kernels).
 void register_matmul_kernels(KernelRegistry& r);
 void register_conv_kernels(KernelRegistry& r);
 void register_pool_kernels(KernelRegistry& r);
 void register_norm_kernels(KernelRegistry& r);
+// Einsum (misc_einsum.cc) and Attention (misc_attention.cc), registered by the misc family.
+void register_einsum_kernels(KernelRegistry& r);
+void register_attention_kernels(KernelRegistry& r);
 
 }  // namespace kiln::cuda

@@ -126,7 +126,89 @@ __global__ void shift_copy_kernel(const T* x, T* y, ShiftGeom g) {
   }
 }
 
+struct PermuteMap {
+  int rank = 0;
+  int64_t out_dims[kMaxRank] = {};
+  int64_t in_strides[kMaxRank] = {};  // stride in x of out dim i
+};
+
+template <typename T>
+__global__ void permute_kernel(const T* x, T* y, int64_t n, PermuteMap m) {
+  KILN_GRID_STRIDE_LOOP(i, n) {
+    int64_t rem = i, off = 0;
+    for (int d = m.rank - 1; d >= 0; --d) {
+      off += (rem % m.out_dims[d]) * m.in_strides[d];
+      rem /= m.out_dims[d];
+    }
+    y[i] = x[off];
+  }
+}
+
+template <typename T>
+__global__ void row_sum_kernel(const T* x, T* y, int64_t rows, int64_t len) {
+  KILN_GRID_STRIDE_LOOP(r, rows) {
+    AccOf<T> s = 0;
+    for (int64_t j = 0; j < len; ++j) s += load_acc(x, r * len + j);
+    y[r] = store_acc<T>(s);
+  }
+}
+
 }  // namespace
+
+Status permute(KernelContext& ctx, int elem_bytes, const void* x,
+               const std::vector<int64_t>& in_shape, const std::vector<int>& perm, void* y) {
+  const int r = static_cast<int>(in_shape.size());
+  if (r > kMaxRank || perm.size() != in_shape.size()) return ctx.unsupported("permute rank");
+  PermuteMap m;
+  m.rank = r;
+  std::vector<int64_t> st(in_shape.size(), 1);
+  for (int d = r - 1; d > 0; --d)
+    st[static_cast<size_t>(d - 1)] = st[static_cast<size_t>(d)] * in_shape[static_cast<size_t>(d)];
+  int64_t n = 1;
+  for (int i = 0; i < r; ++i) {
+    const int p = perm[static_cast<size_t>(i)];
+    if (p < 0 || p >= r) return ctx.invalid("bad permutation");
+    m.out_dims[i] = in_shape[static_cast<size_t>(p)];
+    m.in_strides[i] = st[static_cast<size_t>(p)];
+    n *= m.out_dims[i];
+  }
+  if (n <= 0) return Status::Ok();
+  const Launch l = launch_for(n);
+  switch (elem_bytes) {
+    case 1:
+      permute_kernel<uint8_t><<<l.grid, l.block, 0, ctx.stream()>>>(static_cast<const uint8_t*>(x),
+                                                                    static_cast<uint8_t*>(y), n, m);
+      break;
+    case 2:
+      permute_kernel<uint16_t><<<l.grid, l.block, 0, ctx.stream()>>>(
+          static_cast<const uint16_t*>(x), static_cast<uint16_t*>(y), n, m);
+      break;
+    case 4:
+      permute_kernel<uint32_t><<<l.grid, l.block, 0, ctx.stream()>>>(
+          static_cast<const uint32_t*>(x), static_cast<uint32_t*>(y), n, m);
+      break;
+    case 8:
+      permute_kernel<uint64_t><<<l.grid, l.block, 0, ctx.stream()>>>(
+          static_cast<const uint64_t*>(x), static_cast<uint64_t*>(y), n, m);
+      break;
+    default:
+      return ctx.unsupported("element size " + std::to_string(elem_bytes));
+  }
+  return ctx.check_launch("permute");
+}
+
+Status launch_row_sum(KernelContext& ctx, DType dtype, const void* x, void* y, int64_t rows,
+                      int64_t len) {
+  if (rows <= 0) return Status::Ok();
+  const Launch l = launch_for(rows);
+  const bool ok = dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    row_sum_kernel<T><<<l.grid, l.block, 0, ctx.stream()>>>(static_cast<const T*>(x),
+                                                            static_cast<T*>(y), rows, len);
+  });
+  if (!ok) return ctx.unsupported_type(dtype);
+  return ctx.check_launch("row sum");
+}
 
 Status shift_copy(KernelContext& ctx, int elem_bytes, const void* x, void* y, const ShiftGeom& g) {
   const int64_t total = g.planes * g.out[0] * g.out[1] * g.out[2];
