@@ -1,10 +1,13 @@
-// CUDA kernels of the misc family (registration).
+// CUDA kernels of the misc family (registration): Einsum (misc_einsum.cc) and Attention
+// (misc_attention.cc / .cu), both built on the nn family's batched GEMM.
 #include "backends/cuda/kernel.h"
+#include "backends/cuda/nn_internal.h"
 
 namespace kiln::cuda {
 
 void register_misc_kernels(KernelRegistry& r) {
-  (void)r;
+  register_einsum_kernels(r);
+  register_attention_kernels(r);
 }
 
 }  // namespace kiln::cuda

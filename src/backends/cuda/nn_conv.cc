@@ -1,0 +1,433 @@
+// Conv and ConvTranspose through cuDNN's convolution API (cudnnConvolutionForward and
+// cudnnConvolutionBackwardData). 1-D convolutions run as 2-D with H = 1. cuDNN pads
+// symmetrically: asymmetric Conv pads are materialized by padding the input into the workspace,
+// and ConvTranspose with asymmetric (or output_shape-implied) pads computes the full transposed
+// convolution and crops it. The bias is added by our own kernel.
+#include <cudnn.h>
+
+#include <algorithm>
+#include <climits>
+#include <memory>
+
+#include "backends/cuda/common.cuh"
+#include "backends/cuda/cuda_util.h"
+#include "backends/cuda/nn_internal.h"
+#include "ops/nn_window.h"
+
+namespace kiln::cuda {
+namespace {
+
+Status dnn_error(cudnnStatus_t s, const char* what) {
+  return Status(StatusCode::kInternal, std::string(what) + " failed: " + cudnnGetErrorString(s));
+}
+
+#define KILN_DNN_RETURN_IF_ERROR(expr)          \
+  do {                                          \
+    cudnnStatus_t kiln_dnn_st_ = (expr);        \
+    if (kiln_dnn_st_ != CUDNN_STATUS_SUCCESS) { \
+      return dnn_error(kiln_dnn_st_, #expr);    \
+    }                                           \
+  } while (0)
+
+// RAII holders of the cuDNN descriptors of one convolution.
+struct Descs {
+  cudnnTensorDescriptor_t x = nullptr, y = nullptr;
+  cudnnFilterDescriptor_t w = nullptr;
+  cudnnConvolutionDescriptor_t conv = nullptr;
+  ~Descs() {
+    if (x) cudnnDestroyTensorDescriptor(x);
+    if (y) cudnnDestroyTensorDescriptor(y);
+    if (w) cudnnDestroyFilterDescriptor(w);
+    if (conv) cudnnDestroyConvolutionDescriptor(conv);
+  }
+  Status create() {
+    KILN_DNN_RETURN_IF_ERROR(cudnnCreateTensorDescriptor(&x));
+    KILN_DNN_RETURN_IF_ERROR(cudnnCreateTensorDescriptor(&y));
+    KILN_DNN_RETURN_IF_ERROR(cudnnCreateFilterDescriptor(&w));
+    KILN_DNN_RETURN_IF_ERROR(cudnnCreateConvolutionDescriptor(&conv));
+    return Status::Ok();
+  }
+};
+
+cudnnDataType_t dnn_type(DType t) {
+  switch (t) {
+    case DType::kFloat16:
+      return CUDNN_DATA_HALF;
+    case DType::kBFloat16:
+      return CUDNN_DATA_BFLOAT16;
+    case DType::kFloat64:
+      return CUDNN_DATA_DOUBLE;
+    default:
+      return CUDNN_DATA_FLOAT;
+  }
+}
+
+bool conv_dtype_ok(DType t) {
+  return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16 ||
+         t == DType::kFloat64;
+}
+
+// Packed NCHW-style strides of `dims`.
+std::vector<int> packed_strides(const std::vector<int>& dims) {
+  std::vector<int> s(dims.size(), 1);
+  for (size_t i = dims.size() - 1; i-- > 0;) s[i] = s[i + 1] * dims[i + 1];
+  return s;
+}
+
+bool to_ints(const std::vector<int64_t>& v, std::vector<int>* out) {
+  out->clear();
+  for (int64_t d : v) {
+    if (d < 0 || d > INT32_MAX) return false;
+    out->push_back(static_cast<int>(d));
+  }
+  return true;
+}
+
+// 1-D becomes 2-D with a leading size-1 spatial dim.
+std::vector<int64_t> lift_1d(const std::vector<int64_t>& shape) {
+  if (shape.size() != 3) return shape;
+  return {shape[0], shape[1], 1, shape[2]};
+}
+
+// Sets the x/y tensor descriptors, the filter and the convolution (symmetric `pads`, one per
+// spatial dim after lifting).
+Status set_descs(Descs& d, DType dt, const std::vector<int64_t>& xs, const std::vector<int64_t>& ws,
+                 const std::vector<int64_t>& ys, std::vector<int64_t> pads,
+                 std::vector<int64_t> strides, std::vector<int64_t> dilations, int64_t group,
+                 bool allow_tf32) {
+  if (pads.size() == 1) {  // lift 1-D geometry
+    pads.insert(pads.begin(), 0);
+    strides.insert(strides.begin(), 1);
+    dilations.insert(dilations.begin(), 1);
+  }
+  std::vector<int> xi, wi, yi, pi, si, di;
+  if (!to_ints(lift_1d(xs), &xi) || !to_ints(lift_1d(ws), &wi) || !to_ints(lift_1d(ys), &yi) ||
+      !to_ints(pads, &pi) || !to_ints(strides, &si) || !to_ints(dilations, &di) ||
+      group > INT32_MAX) {
+    return Status(StatusCode::kUnsupportedAttribute, "convolution sizes beyond 2^31");
+  }
+  const cudnnDataType_t t = dnn_type(dt);
+  const std::vector<int> xst = packed_strides(xi), yst = packed_strides(yi);
+  KILN_DNN_RETURN_IF_ERROR(
+      cudnnSetTensorNdDescriptor(d.x, t, static_cast<int>(xi.size()), xi.data(), xst.data()));
+  KILN_DNN_RETURN_IF_ERROR(
+      cudnnSetTensorNdDescriptor(d.y, t, static_cast<int>(yi.size()), yi.data(), yst.data()));
+  KILN_DNN_RETURN_IF_ERROR(cudnnSetFilterNdDescriptor(d.w, t, CUDNN_TENSOR_NCHW,
+                                                      static_cast<int>(wi.size()), wi.data()));
+  const cudnnDataType_t compute = dt == DType::kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+  KILN_DNN_RETURN_IF_ERROR(cudnnSetConvolutionNdDescriptor(d.conv, static_cast<int>(pi.size()),
+                                                           pi.data(), si.data(), di.data(),
+                                                           CUDNN_CROSS_CORRELATION, compute));
+  KILN_DNN_RETURN_IF_ERROR(cudnnSetConvolutionGroupCount(d.conv, static_cast<int>(group)));
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+  if (dt == DType::kFloat16 || dt == DType::kBFloat16) math = CUDNN_TENSOR_OP_MATH;
+  if (dt == DType::kFloat32) math = allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  KILN_DNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(d.conv, math));
+  return Status::Ok();
+}
+
+// Which perf result to use: the tactic's index among the usable ones, else the first usable.
+template <typename Perf>
+int pick_perf(const Perf* perfs, int count, uint64_t ws_limit, int64_t tactic, DType dt,
+              bool allow_tf32) {
+  std::vector<int> usable;
+  for (int i = 0; i < count; ++i) {
+    if (perfs[i].status != CUDNN_STATUS_SUCCESS) continue;
+    if (perfs[i].memory > ws_limit) continue;
+    if (dt == DType::kFloat32 && !allow_tf32 && perfs[i].mathType != CUDNN_FMA_MATH &&
+        perfs[i].mathType != CUDNN_DEFAULT_MATH) {
+      continue;
+    }
+    usable.push_back(i);
+  }
+  if (usable.empty()) return -1;
+  if (tactic >= 0 && tactic < static_cast<int64_t>(usable.size())) {
+    return usable[static_cast<size_t>(tactic)];
+  }
+  return usable[0];
+}
+
+uint64_t align_up(uint64_t v) {
+  return (v + 255) & ~uint64_t{255};
+}
+
+struct ConvSetup {
+  int n = 0;  // spatial dims
+  int64_t N = 0, C = 0, M = 0, group = 1;
+  ops::Window w;
+  std::vector<int64_t> out_shape;
+};
+
+Status setup(KernelContext& ctx, const DeviceTensor& X, const DeviceTensor& W, bool transpose,
+             ConvSetup* cs) {
+  if (X.rank() < 3 || X.rank() > 5) return ctx.invalid("X must have rank 3 to 5");
+  if (W.rank() != X.rank()) return ctx.invalid("W must have the rank of X");
+  if (W.dtype != X.dtype) return ctx.invalid("W must have the dtype of X");
+  cs->n = X.rank() - 2;
+  cs->N = X.dim(0);
+  cs->C = X.dim(1);
+  cs->group = ctx.attr_int("group", 1);
+  KILN_RETURN_IF_ERROR(ctx.attr_status());
+  if (cs->group < 1) return ctx.invalid("group must be >= 1");
+  if (cs->C % cs->group != 0) return ctx.invalid("input channels are not divisible by group");
+  if (!transpose) {
+    cs->M = W.dim(0);
+    if (W.dim(1) * cs->group != cs->C) return ctx.invalid("W does not match X channels / group");
+    if (cs->M % cs->group != 0) return ctx.invalid("output channels are not divisible by group");
+  } else {
+    if (W.dim(0) != cs->C) return ctx.invalid("W dim 0 must equal X channels");
+    cs->M = W.dim(1) * cs->group;
+  }
+  ops::WindowOptions opts;
+  opts.allow_output_padding = transpose;
+  for (int i = 0; i < cs->n; ++i) {
+    if (W.dim(i + 2) < 1) return ctx.invalid("W has an empty kernel dim");
+    opts.kernel_from_weight.push_back(W.dim(i + 2));
+  }
+  KILN_ASSIGN_OR_RETURN(cs->w, ops::read_window(ctx.node(), cs->n, opts));
+  std::vector<int64_t> requested;
+  if (transpose) {
+    requested = ctx.attr_ints("output_shape");
+    KILN_RETURN_IF_ERROR(ctx.attr_status());
+    if (requested.size() == static_cast<size_t>(cs->n + 2)) {
+      requested.erase(requested.begin(), requested.begin() + 2);
+    }
+    if (!requested.empty() && requested.size() != static_cast<size_t>(cs->n)) {
+      return ctx.invalid("output_shape has the wrong length");
+    }
+    for (int64_t r : requested) {
+      if (r < 0) return ctx.invalid("output_shape has a negative value");
+    }
+  }
+  cs->out_shape = {cs->N, cs->M};
+  for (int i = 0; i < cs->n; ++i) {
+    int64_t o = 0;
+    if (transpose) {
+      KILN_ASSIGN_OR_RETURN(o, ops::conv_transpose_output(
+                                   ctx.node(), cs->w, i, X.dim(i + 2),
+                                   requested.empty() ? -1 : requested[static_cast<size_t>(i)]));
+    } else {
+      KILN_ASSIGN_OR_RETURN(o, ops::window_output(ctx.node(), cs->w, i, X.dim(i + 2)));
+    }
+    cs->out_shape.push_back(o);
+  }
+  return Status::Ok();
+}
+
+// The last `n` dims of `shape` right-aligned into 3 slots (others 1).
+void slots3(const std::vector<int64_t>& shape, int n, int64_t out[3]) {
+  out[0] = out[1] = out[2] = 1;
+  for (int i = 0; i < n; ++i) out[3 - n + i] = shape[shape.size() - static_cast<size_t>(n - i)];
+}
+
+Status conv_run(KernelContext& ctx) {
+  const DeviceTensor& X = ctx.input(0);
+  const DeviceTensor& W = ctx.input(1);
+  ConvSetup cs;
+  KILN_RETURN_IF_ERROR(setup(ctx, X, W, false, &cs));
+  const DeviceTensor* B = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  if (B && (B->rank() != 1 || B->dim(0) != cs.M || B->dtype != X.dtype)) {
+    return ctx.invalid("B must have shape [M] and the dtype of X");
+  }
+  KILN_ASSIGN_OR_RETURN(DeviceTensor * Y, ctx.allocate(0, X.dtype, cs.out_shape));
+  if (Y->numel() == 0) return Status::Ok();
+  const int n = cs.n;
+  const uint64_t es = dtype_storage_bytes(X.dtype, 1);
+  if (X.numel() == 0 || W.numel() == 0) {  // C = 0: y is the bias (or 0)
+    KILN_RETURN_IF_ERROR(fill_float(ctx, X.dtype, Y->data, Y->numel(), 0.0));
+    if (B) {
+      KILN_RETURN_IF_ERROR(
+          add_channel_bias(ctx, X.dtype, Y->data, B->data, cs.N, cs.M, Y->numel() / (cs.N * cs.M)));
+    }
+    return Status::Ok();
+  }
+  bool symmetric = true;
+  for (int i = 0; i < n; ++i) {
+    if (cs.w.pads[static_cast<size_t>(i)] != cs.w.pads[static_cast<size_t>(i + n)]) {
+      symmetric = false;
+    }
+  }
+  std::vector<int64_t> xs = X.shape, pads(static_cast<size_t>(n));
+  uint64_t pad_bytes = 0;
+  ShiftGeom pg;
+  if (!symmetric) {
+    pg.planes = cs.N * cs.C;
+    slots3(X.shape, n, pg.in);
+    for (int i = 0; i < n; ++i) {
+      const int j = 3 - n + i;
+      const int64_t pb = cs.w.pads[static_cast<size_t>(i)],
+                    pe = cs.w.pads[static_cast<size_t>(i + n)];
+      pg.out[j] = pg.in[j] + pb + pe;
+      pg.shift[j] = -pb;
+      xs[static_cast<size_t>(i + 2)] = pg.out[j];
+    }
+    pad_bytes = align_up(dtype_storage_bytes(
+        X.dtype, static_cast<uint64_t>(pg.planes * pg.out[0] * pg.out[1] * pg.out[2])));
+  } else {
+    for (int i = 0; i < n; ++i) pads[static_cast<size_t>(i)] = cs.w.pads[static_cast<size_t>(i)];
+  }
+  if (pad_bytes > ctx.workspace_limit()) return ctx.out_of_range("padded input exceeds workspace");
+  Descs d;
+  KILN_RETURN_IF_ERROR(d.create());
+  KILN_RETURN_IF_ERROR(set_descs(d, X.dtype, xs, W.shape, cs.out_shape, pads, cs.w.strides,
+                                 cs.w.dilations, cs.group, ctx.allow_tf32()));
+  cudnnHandle_t h = ctx.cudnn();
+  KILN_DNN_RETURN_IF_ERROR(cudnnSetStream(h, ctx.stream()));
+  constexpr int kMaxAlgos = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+  cudnnConvolutionFwdAlgoPerf_t perfs[kMaxAlgos];
+  int returned = 0;
+  KILN_DNN_RETURN_IF_ERROR(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y,
+                                                                  kMaxAlgos, &returned, perfs));
+  const int pick = pick_perf(perfs, returned, ctx.workspace_limit() - pad_bytes, ctx.tactic(),
+                             X.dtype, ctx.allow_tf32());
+  if (pick < 0) {
+    return ctx.node().error(StatusCode::kInternal,
+                            "cuDNN has no forward algorithm within the workspace limit");
+  }
+  if (!(X.dtype == DType::kFloat32 && !ctx.allow_tf32()) && X.dtype != DType::kFloat64) {
+    KILN_DNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(d.conv, perfs[pick].mathType));
+  }
+  size_t algo_ws = 0;
+  KILN_DNN_RETURN_IF_ERROR(cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y,
+                                                                   perfs[pick].algo, &algo_ws));
+  void* ws = nullptr;
+  const uint64_t total_ws = pad_bytes + algo_ws;
+  if (total_ws > 0) {
+    KILN_ASSIGN_OR_RETURN(ws, ctx.workspace(total_ws));
+  }
+  const void* xin = X.data;
+  if (!symmetric) {
+    KILN_RETURN_IF_ERROR(shift_copy(ctx, static_cast<int>(es), X.data, ws, pg));
+    xin = ws;
+  }
+  void* algo_ptr = algo_ws > 0 ? static_cast<char*>(ws) + pad_bytes : nullptr;
+  const float one_f = 1.f, zero_f = 0.f;
+  const double one_d = 1.0, zero_d = 0.0;
+  const bool dbl = X.dtype == DType::kFloat64;
+  const void* one = dbl ? static_cast<const void*>(&one_d) : static_cast<const void*>(&one_f);
+  const void* zero = dbl ? static_cast<const void*>(&zero_d) : static_cast<const void*>(&zero_f);
+  KILN_DNN_RETURN_IF_ERROR(cudnnConvolutionForward(h, one, d.x, xin, d.w, W.data, d.conv,
+                                                   perfs[pick].algo, algo_ptr, algo_ws, zero, d.y,
+                                                   Y->data));
+  if (B) {
+    KILN_RETURN_IF_ERROR(
+        add_channel_bias(ctx, X.dtype, Y->data, B->data, cs.N, cs.M, Y->numel() / (cs.N * cs.M)));
+  }
+  return ctx.check_launch("Conv");
+}
+
+Status conv_transpose_run(KernelContext& ctx) {
+  const DeviceTensor& X = ctx.input(0);
+  const DeviceTensor& W = ctx.input(1);
+  ConvSetup cs;
+  KILN_RETURN_IF_ERROR(setup(ctx, X, W, true, &cs));
+  const DeviceTensor* B = ctx.has_input(2) ? &ctx.input(2) : nullptr;
+  if (B && (B->rank() != 1 || B->dim(0) != cs.M || B->dtype != X.dtype)) {
+    return ctx.invalid("B must have shape [M] and the dtype of X");
+  }
+  KILN_ASSIGN_OR_RETURN(DeviceTensor * Y, ctx.allocate(0, X.dtype, cs.out_shape));
+  if (Y->numel() == 0) return Status::Ok();
+  const int n = cs.n;
+  const uint64_t es = dtype_storage_bytes(X.dtype, 1);
+  const int64_t inner = Y->numel() / (cs.N * cs.M);
+  if (X.numel() == 0 || W.numel() == 0) {
+    KILN_RETURN_IF_ERROR(fill_float(ctx, X.dtype, Y->data, Y->numel(), 0.0));
+    if (B)
+      KILN_RETURN_IF_ERROR(add_channel_bias(ctx, X.dtype, Y->data, B->data, cs.N, cs.M, inner));
+    return Status::Ok();
+  }
+  // Direct when pads are symmetric and the forward convolution of Y's size gives X's size.
+  bool direct = true;
+  std::vector<int64_t> pads(static_cast<size_t>(n)), core = cs.out_shape;
+  for (int i = 0; i < n; ++i) {
+    const size_t b = static_cast<size_t>(i), e = static_cast<size_t>(i + n);
+    const int64_t pb = cs.w.pads[b], pe = cs.w.pads[e];
+    const int64_t span = cs.out_shape[b + 2] + 2 * pb - cs.w.extent(i);
+    if (pb != pe || pb < 0 || span < 0 || span / cs.w.strides[b] + 1 != X.dim(i + 2)) {
+      direct = false;
+    }
+    pads[b] = pb;
+  }
+  ShiftGeom cg;
+  uint64_t core_bytes = 0;
+  if (!direct) {
+    // Full transposed convolution (no pads, no output_padding), then crop/pad into Y.
+    cg.planes = cs.N * cs.M;
+    slots3(cs.out_shape, n, cg.out);
+    for (int i = 0; i < n; ++i) {
+      const size_t b = static_cast<size_t>(i);
+      pads[b] = 0;
+      core[b + 2] = cs.w.strides[b] * (X.dim(i + 2) - 1) + cs.w.extent(i);
+      const int j = 3 - n + i;
+      cg.in[j] = core[b + 2];
+      cg.shift[j] = cs.w.pads[b];
+    }
+    int64_t core_numel = 1;
+    for (int64_t v : core) core_numel *= v;
+    core_bytes = align_up(dtype_storage_bytes(X.dtype, static_cast<uint64_t>(core_numel)));
+    if (core_bytes > ctx.workspace_limit()) {
+      return ctx.out_of_range("transposed convolution scratch exceeds the workspace limit");
+    }
+  }
+  Descs d;
+  KILN_RETURN_IF_ERROR(d.create());
+  // Forward-convolution view: "x" is Y (M channels), "y" is X (C channels), W is [C, M/g, k].
+  KILN_RETURN_IF_ERROR(set_descs(d, X.dtype, core, W.shape, X.shape, pads, cs.w.strides,
+                                 cs.w.dilations, cs.group, ctx.allow_tf32()));
+  cudnnHandle_t h = ctx.cudnn();
+  KILN_DNN_RETURN_IF_ERROR(cudnnSetStream(h, ctx.stream()));
+  constexpr int kMaxAlgos = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+  cudnnConvolutionBwdDataAlgoPerf_t perfs[kMaxAlgos];
+  int returned = 0;
+  KILN_DNN_RETURN_IF_ERROR(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+      h, d.w, d.y, d.conv, d.x, kMaxAlgos, &returned, perfs));
+  const int pick = pick_perf(perfs, returned, ctx.workspace_limit() - core_bytes, ctx.tactic(),
+                             X.dtype, ctx.allow_tf32());
+  if (pick < 0) {
+    return ctx.node().error(StatusCode::kInternal,
+                            "cuDNN has no backward-data algorithm within the workspace limit");
+  }
+  if (!(X.dtype == DType::kFloat32 && !ctx.allow_tf32()) && X.dtype != DType::kFloat64) {
+    KILN_DNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(d.conv, perfs[pick].mathType));
+  }
+  size_t algo_ws = 0;
+  KILN_DNN_RETURN_IF_ERROR(cudnnGetConvolutionBackwardDataWorkspaceSize(
+      h, d.w, d.y, d.conv, d.x, perfs[pick].algo, &algo_ws));
+  void* ws = nullptr;
+  if (core_bytes + algo_ws > 0) {
+    KILN_ASSIGN_OR_RETURN(ws, ctx.workspace(core_bytes + algo_ws));
+  }
+  void* out = direct ? Y->data : ws;
+  void* algo_ptr = algo_ws > 0 ? static_cast<char*>(ws) + core_bytes : nullptr;
+  const float one_f = 1.f, zero_f = 0.f;
+  const double one_d = 1.0, zero_d = 0.0;
+  const bool dbl = X.dtype == DType::kFloat64;
+  const void* one = dbl ? static_cast<const void*>(&one_d) : static_cast<const void*>(&one_f);
+  const void* zero = dbl ? static_cast<const void*>(&zero_d) : static_cast<const void*>(&zero_f);
+  KILN_DNN_RETURN_IF_ERROR(cudnnConvolutionBackwardData(h, one, d.w, W.data, d.y, X.data, d.conv,
+                                                        perfs[pick].algo, algo_ptr, algo_ws, zero,
+                                                        d.x, out));
+  if (!direct) KILN_RETURN_IF_ERROR(shift_copy(ctx, static_cast<int>(es), ws, Y->data, cg));
+  if (B) KILN_RETURN_IF_ERROR(add_channel_bias(ctx, X.dtype, Y->data, B->data, cs.N, cs.M, inner));
+  return ctx.check_launch("ConvTranspose");
+}
+
+std::string conv_supports(const ir::Node& node) {
+  const DType t = input_dtype(node, 0);
+  if (!conv_dtype_ok(t)) return std::string("dtype ") + dtype_name(t);
+  if (std::string r = require_dtypes(node, {t}); !r.empty()) return r;
+  if (node.has_input(0) && node.inputs[0]->type.shape.rank_known) {
+    const int r = node.inputs[0]->type.shape.rank();
+    if (r < 3 || r > 5) return "rank " + std::to_string(r) + " (only 1-3 spatial dims)";
+  }
+  return {};
+}
+
+}  // namespace
+
+void register_conv_kernels(KernelRegistry& r) {
+  r.add({"", "Conv", conv_supports, conv_run});
+  r.add({"", "ConvTranspose", conv_supports, conv_transpose_run});
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,172 @@
+// Internal interface of the CUDA nn family: the cuBLASLt GEMM used by MatMul, Gemm, Einsum,
+// Attention and the RNNs, the cuDNN convolutions, and the launchers of the pooling and
+// normalization kernels (nn_pool.cu, nn_norm.cu).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/kernel.h"
+
+namespace kiln::cuda {
+
+// ---- GEMM (nn_matmul.cc) ----
+
+// Row-major C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b] (+ bias[n] per column), for
+// b < batch; op(A) is m x k, op(B) is k x n. A, B, C share `dtype` (float32, float16, bfloat16,
+// float64); accumulation in float (double for float64). Leading dims are row-major (elements
+// between rows as stored). A batch stride of 0 repeats the operand. `bias` (dtype, n values) is
+// only allowed with beta == 0 or 1 and adds to every row.
+struct GemmArgs {
+  DType dtype = DType::kFloat32;
+  bool trans_a = false, trans_b = false;
+  int64_t m = 0, n = 0, k = 0;
+  int64_t lda = 0, ldb = 0, ldc = 0;
+  int64_t batch = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+  double alpha = 1.0, beta = 0.0;
+  const void* a = nullptr;
+  const void* b = nullptr;
+  void* c = nullptr;
+  const void* bias = nullptr;
+};
+Status gemm(KernelContext& ctx, const GemmArgs& g);
+
+// Batched matmul of row-major operands A [batch_a..., m, k] and B [batch_b..., k, n] whose batch
+// dims broadcast (numpy rules) to `out_batch`; C is [out_batch..., m, n].
+Status batched_matmul(KernelContext& ctx, DType dtype, const void* a,
+                      const std::vector<int64_t>& a_batch, const void* b,
+                      const std::vector<int64_t>& b_batch, void* c,
+                      const std::vector<int64_t>& out_batch, int64_t m, int64_t n, int64_t k,
+                      bool trans_a = false, bool trans_b = false, double alpha = 1.0);
+
+// True for the dtypes the GEMM handles.
+bool gemm_dtype_ok(DType t);
+
+// ---- helpers shared by the nn registrations ----
+
+// "" when every input/output shape of `node` has rank <= kMaxRank (unknown ranks pass).
+std::string check_ranks(const ir::Node& node);
+// Fills `n` elements of a float-like tensor (dtype) with `value`.
+Status fill_float(KernelContext& ctx, DType dtype, void* data, int64_t n, double value);
+// y[i] = x[map(i)] for a float-like dtype (broadcast copy), n = numel of the output.
+Status broadcast_copy(KernelContext& ctx, DType dtype, const void* x, void* y,
+                      const std::vector<int64_t>& in_shape, const std::vector<int64_t>& out_shape);
+// Adds bias[c] to y viewed as [outer, C, inner].
+Status add_channel_bias(KernelContext& ctx, DType dtype, void* y, const void* bias, int64_t outer,
+                        int64_t channels, int64_t inner);
+
+// y[pl, o0, o1, o2] = x[pl, o0 + shift0, o1 + shift1, o2 + shift2], or zero outside x: pads
+// (negative shifts) or crops (positive shifts) up to 3 trailing dims, moving elem_bytes-sized
+// elements (2, 4 or 8).
+struct ShiftGeom {
+  int64_t planes = 0;
+  int64_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, shift[3] = {0, 0, 0};
+};
+Status shift_copy(KernelContext& ctx, int elem_bytes, const void* x, void* y, const ShiftGeom& g);
+
+// y = x transposed by `perm` (y.shape[i] = in_shape[perm[i]]), elements of elem_bytes (1, 2, 4
+// or 8); rank <= kMaxRank.
+Status permute(KernelContext& ctx, int elem_bytes, const void* x,
+               const std::vector<int64_t>& in_shape, const std::vector<int>& perm, void* y);
+// y[r] = sum of x[r * len + j] over j < len, for a float-like dtype.
+Status launch_row_sum(KernelContext& ctx, DType dtype, const void* x, void* y, int64_t rows,
+                      int64_t len);
+
+// ---- pooling (nn_pool.cu) ----
+
+enum class PoolKind : int { kMax = 0, kAvg = 1, kLp = 2 };
+
+struct PoolGeom {
+  int64_t planes = 0;  // N * C
+  int64_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, k[3] = {1, 1, 1}, s[3] = {1, 1, 1},
+          d[3] = {1, 1, 1}, pb[3] = {0, 0, 0}, pe[3] = {0, 0, 0};
+};
+Status launch_pool(KernelContext& ctx, DType dtype, const PoolGeom& g, PoolKind kind,
+                   bool count_include_pad, float p, bool col_major_indices, const void* x, void* y,
+                   int64_t* indices);
+Status launch_global_pool(KernelContext& ctx, DType dtype, PoolKind kind, float p, int64_t planes,
+                          int64_t size, const void* x, void* y);
+
+// ---- normalization (nn_norm.cu) ----
+
+// How a row's scale/bias index is found. Rows are contiguous slices of `len` elements.
+enum class AffineMode : int {
+  kNone = 0,          // no parameter (scale 1 / bias 0)
+  kPerElement = 1,    // index j (the parameter spans the row)
+  kBroadcast = 2,     // index map(row * len + j) (BroadcastMap over X's shape)
+  kChannel = 3,       // index row % channels (InstanceNorm)
+  kGroupChannel = 4,  // index (row % groups) * per_group + j / spatial (GroupNorm-21)
+  kGroup = 5,         // index row % groups (GroupNorm-18)
+};
+
+struct RowNormArgs {
+  DType dtype = DType::kFloat32;  // X, Y, scale and bias
+  int64_t rows = 0, len = 0;
+  double eps = 1e-5;
+  bool rms = false;  // no mean subtraction
+  const void* x = nullptr;
+  void* y = nullptr;
+  const void* scale = nullptr;
+  const void* bias = nullptr;
+  AffineMode scale_mode = AffineMode::kNone, bias_mode = AffineMode::kNone;
+  std::vector<int64_t> x_shape, scale_shape, bias_shape;  // for kBroadcast
+  int64_t channels = 1;                                   // kChannel
+  int64_t groups = 1;                                     // kGroup*
+  int64_t per_group = 1;                                  // kGroupChannel
+  int64_t spatial = 1;                                    // kGroupChannel
+  float* mean_out = nullptr;                              // optional, one float per row
+  float* inv_std_out = nullptr;                           // optional
+};
+Status launch_row_norm(KernelContext& ctx, const RowNormArgs& a);
+
+// BatchNormalization inference: y = (x - mean[c]) / sqrt(var[c] + eps) * scale[c] + bias[c], x
+// viewed as [outer, C, inner]; all tensors of `dtype`.
+Status launch_batch_norm(KernelContext& ctx, DType dtype, const void* x, void* y, const void* scale,
+                         const void* bias, const void* mean, const void* var, double eps,
+                         int64_t outer, int64_t channels, int64_t inner);
+
+// LpNormalization (p = 1 or 2) along the middle dim of x viewed as [outer, n, inner].
+Status launch_lp_norm(KernelContext& ctx, DType dtype, const void* x, void* y, int p, int64_t outer,
+                      int64_t n, int64_t inner);
+
+// Softmax over the last dim of x [rows, len], in place allowed (used by Attention).
+Status launch_softmax_rows(KernelContext& ctx, DType dtype, const void* x, void* y, int64_t rows,
+                           int64_t len);
+
+// ---- Attention (misc_attention.cu) ----
+
+// out[bh, t, :] = t < past ? past[bh, t, :] : cur[bh, t - past, :] (rows of `row` elements).
+Status concat_seq(KernelContext& ctx, int elem_bytes, const void* past, const void* cur, void* out,
+                  int64_t bh, int64_t past_len, int64_t cur_len, int64_t row);
+
+// Masking, softcap and softmax of attention scores [batch, heads, sq, total] in place (scores
+// are already scaled); optional qk_matmul_output in `qk` (mode 0..3).
+struct AttentionScoreArgs {
+  DType dtype = DType::kFloat32;
+  void* scores = nullptr;
+  int64_t batch = 0, heads = 0, sq = 0, total = 0, past = 0;
+  const void* mask = nullptr;  // dtype or bool
+  bool mask_bool = false;
+  int64_t mask_stride[3] = {0, 0, 0};  // batch, head, query (key stride 1)
+  int64_t mask_last = 0;               // mask length along keys
+  const int64_t* nonpad = nullptr;     // [batch] or null
+  bool causal = false;
+  int64_t left = -1, right = -1;
+  float softcap = 0.f;
+  void* qk = nullptr;
+  int qk_mode = 0;
+};
+Status launch_attention_scores(KernelContext& ctx, const AttentionScoreArgs& a);
+
+// Registration of the nn sub-families (called from register_nn_kernels).
+void register_matmul_kernels(KernelRegistry& r);
+void register_conv_kernels(KernelRegistry& r);
+void register_pool_kernels(KernelRegistry& r);
+void register_norm_kernels(KernelRegistry& r);
+// Einsum (misc_einsum.cc) and Attention (misc_attention.cc), registered by the misc family.
+void register_einsum_kernels(KernelRegistry& r);
+void register_attention_kernels(KernelRegistry& r);
+
+}  // namespace kiln::cuda
