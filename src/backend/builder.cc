@@ -161,6 +161,12 @@ StatusOr<std::shared_ptr<runtime::EngineData>> build_engine_data(const std::stri
   if (config.opt_level > 0) {
     KILN_RETURN_IF_ERROR_CTX(passes::PassManager::default_pipeline().run(g), onnx_path);
   }
+  if (config.fp16 || config.bf16) {
+    progress.stage("precision");
+    StatusOr<bool> lowered =
+        passes::lower_precision(g, config.fp16 ? DType::kFloat16 : DType::kBFloat16);
+    if (!lowered.ok()) return lowered.take_status().with_context(onnx_path);
+  }
   data->device = config.device;
   data->options.tf32 = config.tf32;
   data->options.fp16 = config.fp16;

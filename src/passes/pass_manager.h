@@ -20,6 +20,8 @@ struct Pass {
 StatusOr<bool> eliminate_dead_nodes(ir::Graph& graph);
 StatusOr<bool> remove_identities(ir::Graph& graph);
 StatusOr<bool> fold_constants(ir::Graph& graph);
+// --fp16 / --bf16: listed compute ops run in `target` (float16 or bfloat16), weights converted.
+StatusOr<bool> lower_precision(ir::Graph& graph, DType target);
 
 class PassManager {
  public:

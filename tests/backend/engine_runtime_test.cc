@@ -2,6 +2,7 @@
 // other targets and of damaged files, several contexts on several threads.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <random>
@@ -120,6 +121,40 @@ TEST(EngineRuntime, BadProfilesAreRefusedAtBuild) {
   EXPECT_NE(st.message().find("fixed at 32"), std::string::npos) << st.message();
   st = build_with({{1, 3}, {1, 3}, {1, 3}});
   EXPECT_NE(st.message().find("rank 4"), std::string::npos) << st.message();
+}
+
+TEST(EngineRuntime, Fp16EngineStaysCloseToFp32) {
+  for (bool bf16 : {false, true}) {
+    BuilderConfig c = cpu_config();
+    (bf16 ? c.bf16 : c.fp16) = true;
+    BuildReport report;
+    auto bytes = build_engine(model_path("example_traced.onnx"), c, &report);
+    ASSERT_TRUE(bytes.ok()) << bytes.status().to_string();
+    auto e16 = Engine::deserialize(*bytes);
+    ASSERT_TRUE(e16.ok()) << e16.status().to_string();
+    // The engine's layers compute in the reduced type; its input and output stay float32.
+    std::string d = (*e16)->describe_json();
+    EXPECT_NE(d.find(bf16 ? "\"precision\": \"bfloat16\"" : "\"precision\": \"float16\""),
+              std::string::npos);
+    EXPECT_EQ((*e16)->inputs()[0].dtype, DType::kFloat32);
+    EXPECT_EQ((*e16)->outputs()[0].dtype, DType::kFloat32);
+    auto e32 = Engine::from_onnx(model_path("example_traced.onnx"));
+    ASSERT_TRUE(e32.ok());
+    HostTensor x = random_input({2, 3, 32, 32}, 21);
+    HostTensor y16 = run_once(**e16, x), y32 = run_once(**e32, x);
+    ASSERT_EQ(y16.shape, y32.shape);
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < y32.numel(); ++i) {
+      double a = y16.as<float>()[i], b = y32.as<float>()[i];
+      num += (a - b) * (a - b);
+      den += b * b;
+    }
+    double rel_l2 = std::sqrt(num / den);
+    // Half precision keeps ~3 decimal digits, bfloat16 ~2: the relative L2 error of a few
+    // layers stays within 1e-2 (fp16) and 5e-2 (bf16).
+    EXPECT_LT(rel_l2, bf16 ? 5e-2 : 1e-2) << (bf16 ? "bf16" : "fp16");
+    EXPECT_GT(rel_l2, 0.0);  // it did compute in reduced precision
+  }
 }
 
 TEST(EngineRuntime, ShapeListsParseAsTrtexecWritesThem) {
