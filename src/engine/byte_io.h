@@ -146,7 +146,8 @@ inline std::shared_ptr<const void> aligned_copy(std::span<const uint8_t> bytes, 
   const size_t n = bytes.size();
   const size_t size = n + (align - n % align) % align;
   if (size < n) throw std::bad_alloc();
-  auto* p = static_cast<uint8_t*>(::operator new(size == 0 ? align : size, std::align_val_t(align)));
+  auto* p =
+      static_cast<uint8_t*>(::operator new(size == 0 ? align : size, std::align_val_t(align)));
   if (n) std::memcpy(p, bytes.data(), n);
   std::memset(p + n, 0, size - n);
   *out = static_cast<const uint8_t*>(p);
