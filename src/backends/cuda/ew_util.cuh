@@ -207,6 +207,45 @@ inline int64_t numel_of(const std::vector<int64_t>& shape) {
   return n;
 }
 
+// Simplifies a broadcast for index math: pads every input shape to the output's rank, drops the
+// output's size-1 dims and merges neighbouring dims that every input treats alike (all present,
+// or all broadcast). `ins` and `out` are rewritten in place; element order is unchanged.
+// Requires every output dim > 0 and the inputs to broadcast to `out`.
+inline void collapse_broadcast(std::vector<std::vector<int64_t>*> ins, std::vector<int64_t>* out) {
+  const size_t r = out->size();
+  std::vector<std::vector<int64_t>> pad(ins.size());
+  for (size_t k = 0; k < ins.size(); ++k) {
+    pad[k].assign(r - ins[k]->size(), 1);
+    pad[k].insert(pad[k].end(), ins[k]->begin(), ins[k]->end());
+  }
+  std::vector<int64_t> o;
+  std::vector<std::vector<int64_t>> in(ins.size());
+  for (size_t d = 0; d < r; ++d) {
+    if ((*out)[d] == 1) continue;
+    bool merge = !o.empty();
+    for (size_t k = 0; k < ins.size() && merge; ++k) {
+      const bool full_d = pad[k][d] != 1;
+      const bool full_prev = in[k].back() != 1 || o.back() == 1;
+      merge = full_d == full_prev;
+    }
+    if (merge) {
+      o.back() *= (*out)[d];
+      for (size_t k = 0; k < ins.size(); ++k) in[k].back() *= pad[k][d];
+    } else {
+      o.push_back((*out)[d]);
+      for (size_t k = 0; k < ins.size(); ++k) in[k].push_back(pad[k][d]);
+    }
+  }
+  *out = std::move(o);
+  for (size_t k = 0; k < ins.size(); ++k) *ins[k] = std::move(in[k]);
+}
+
+// make_broadcast_map on the collapsed shapes of one input (out's dims all > 0).
+inline BroadcastMap collapsed_map(std::vector<int64_t> in, std::vector<int64_t> out) {
+  collapse_broadcast({&in}, &out);
+  return make_broadcast_map(in, out);
+}
+
 // Known rank of input i, or -1.
 inline int known_rank(const ir::Node& node, int i) {
   if (!node.has_input(i)) return -1;
