@@ -65,7 +65,7 @@ __device__ __forceinline__ bool is_negative(T x) {
 // Orders of ArgMax/ArgMin/TopK (NaN ranks above every number).
 // a ranks strictly above b when looking for the largest value (NaN above everything).
 template <typename K>
-__device__ __forceinline__ bool greater_key(K a, K b) {
+__host__ __device__ __forceinline__ bool greater_key(K a, K b) {
   if constexpr (std::is_floating_point_v<K>) {
     if (isnan(a)) return !isnan(b);
     if (isnan(b)) return false;
@@ -73,7 +73,7 @@ __device__ __forceinline__ bool greater_key(K a, K b) {
   return a > b;
 }
 template <typename K>
-__device__ __forceinline__ bool less_key(K a, K b) {
+__host__ __device__ __forceinline__ bool less_key(K a, K b) {
   if constexpr (std::is_floating_point_v<K>) {
     if (isnan(a)) return false;
     if (isnan(b)) return true;

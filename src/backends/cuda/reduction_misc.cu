@@ -102,7 +102,7 @@ Status cumsum_run(KernelContext& ctx) {
 constexpr int64_t kMaxTopK = 4096;
 
 template <typename K>
-__device__ __forceinline__ bool topk_before(K va, int ia, K vb, int ib, int n, bool largest) {
+__host__ __device__ __forceinline__ bool topk_before(K va, int ia, K vb, int ib, int n, bool largest) {
   if (ia >= n) return false;  // padding goes last
   if (ib >= n) return true;
   if (largest ? greater_key(va, vb) : less_key(va, vb)) return true;

@@ -144,7 +144,7 @@ struct RedPlan {
   int64_t count = 0;  // reduced elements per output
 };
 
-__device__ __forceinline__ int64_t base_offset(const RedPlan& p, int64_t o) {
+__host__ __device__ __forceinline__ int64_t base_offset(const RedPlan& p, int64_t o) {
   int64_t base = 0;
   for (int d = p.nk - 1; d >= 0; --d) {
     base += (o % p.kdims[d]) * p.kstrides[d];
@@ -155,7 +155,7 @@ __device__ __forceinline__ int64_t base_offset(const RedPlan& p, int64_t o) {
 
 // Calls f(offset) for every reduced element of an output, in row-major order.
 template <typename F>
-__device__ __forceinline__ void walk(const RedPlan& p, int64_t base, F&& f) {
+__host__ __device__ __forceinline__ void walk(const RedPlan& p, int64_t base, F&& f) {
   if (p.count == 0) return;
   if (p.nr == 0) {
     f(base);
@@ -296,6 +296,47 @@ std::string reduce_supports(const ir::Node& node) {
   return {};
 }
 
+// Plans the walk of a reduction of `shape` over the axes marked in `red` (count: the number of
+// reduced elements per output). *rows: the only reduced group is the innermost one, so each
+// output reduces one contiguous row of p.count elements.
+RedPlan plan_reduction(const std::vector<int64_t>& shape, const std::vector<bool>& red,
+                       int64_t count, bool* rows) {
+  const int rank = static_cast<int>(shape.size());
+  const int64_t numel = numel_of(shape);
+  // Merged groups of dims of size > 1: (size, reduced).
+  std::vector<std::pair<int64_t, bool>> groups;
+  if (numel > 0) {
+    for (int d = 0; d < rank; ++d) {
+      if (shape[static_cast<size_t>(d)] == 1) continue;
+      const bool r = red[static_cast<size_t>(d)];
+      if (!groups.empty() && groups.back().second == r) {
+        groups.back().first *= shape[static_cast<size_t>(d)];
+      } else {
+        groups.emplace_back(shape[static_cast<size_t>(d)], r);
+      }
+    }
+  }
+  RedPlan p;
+  p.count = numel == 0 ? 0 : count;
+  int64_t stride = 1;
+  std::vector<int64_t> strides(groups.size(), 1);
+  for (size_t g = groups.size(); g-- > 0;) {
+    strides[g] = stride;
+    stride *= groups[g].first;
+  }
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (groups[g].second) {
+      p.rdims[p.nr] = groups[g].first;
+      p.rstrides[p.nr++] = strides[g];
+    } else {
+      p.kdims[p.nk] = groups[g].first;
+      p.kstrides[p.nk++] = strides[g];
+    }
+  }
+  *rows = p.nr == 1 && groups.back().second && p.count > 1;
+  return p;
+}
+
 Status reduce_run(KernelContext& ctx) {
   const int k = rk_of(ctx.node().op_type);
   if (k < 0) return ctx.unsupported("unknown op");
@@ -339,37 +380,8 @@ Status reduce_run(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(DeviceTensor * y, ctx.allocate(0, x.dtype, out_shape));
   const int64_t n_out = numel_of(out_shape);
   if (n_out == 0) return Status::Ok();
-  // Merged groups of dims of size > 1: (size, reduced).
-  std::vector<std::pair<int64_t, bool>> groups;
-  if (x.numel() > 0) {
-    for (int d = 0; d < rank; ++d) {
-      if (x.dim(d) == 1) continue;
-      const bool r = red[static_cast<size_t>(d)];
-      if (!groups.empty() && groups.back().second == r) {
-        groups.back().first *= x.dim(d);
-      } else {
-        groups.emplace_back(x.dim(d), r);
-      }
-    }
-  }
-  RedPlan p;
-  p.count = x.numel() == 0 ? 0 : count;
-  int64_t stride = 1;
-  std::vector<int64_t> strides(groups.size(), 1);
-  for (size_t g = groups.size(); g-- > 0;) {
-    strides[g] = stride;
-    stride *= groups[g].first;
-  }
-  for (size_t g = 0; g < groups.size(); ++g) {
-    if (groups[g].second) {
-      p.rdims[p.nr] = groups[g].first;
-      p.rstrides[p.nr++] = strides[g];
-    } else {
-      p.kdims[p.nk] = groups[g].first;
-      p.kstrides[p.nk++] = strides[g];
-    }
-  }
-  const bool rows = p.nr == 1 && groups.back().second && p.count > 1;
+  bool rows = false;
+  const RedPlan p = plan_reduction(x.shape, red, count, &rows);
   Status st = Status::Ok();
   // Bool Max/Min (any/all) reduce the 0/1 bytes as uint8.
   const DType run_dt =
