@@ -56,7 +56,7 @@ __host__ __device__ constexpr bool bool_out(int op) {
 }
 
 template <typename C>
-__device__ __forceinline__ C float_mod(C a, C b, bool c_fmod) {
+__host__ __device__ __forceinline__ C float_mod(C a, C b, bool c_fmod) {
   C r = fmod(a, b);
   if (c_fmod) return r;
   if (r == C(0)) return copysign(C(0), b);
@@ -65,7 +65,7 @@ __device__ __forceinline__ C float_mod(C a, C b, bool c_fmod) {
 }
 
 template <typename C>
-__device__ __forceinline__ C int_pow(C a, C b) {
+__host__ __device__ __forceinline__ C int_pow(C a, C b) {
   if constexpr (std::is_signed_v<C>) {
     if (b < 0) {
       if (a == 1) return C(1);
@@ -85,7 +85,7 @@ __device__ __forceinline__ C int_pow(C a, C b) {
 
 // Arithmetic ops in the compute type C.
 template <typename C>
-__device__ __forceinline__ C arith(int op, C a, C b) {
+__host__ __device__ __forceinline__ C arith(int op, C a, C b) {
   if constexpr (std::is_same_v<C, bool>) {
     return false;  // no arithmetic on bool (refused in supports)
   } else if constexpr (std::is_floating_point_v<C>) {
@@ -169,7 +169,7 @@ __device__ __forceinline__ C arith(int op, C a, C b) {
 }
 
 template <typename C>
-__device__ __forceinline__ bool compare(int op, C a, C b) {
+__host__ __device__ __forceinline__ bool compare(int op, C a, C b) {
   switch (op) {
     case kEq:
       return a == b;

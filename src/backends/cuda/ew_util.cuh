@@ -54,7 +54,7 @@ __device__ __forceinline__ T to_t(Compute<T> v) {
 
 // x < 0 without a pointless-comparison warning for unsigned types.
 template <typename T>
-__device__ __forceinline__ bool is_negative(T x) {
+__host__ __device__ __forceinline__ bool is_negative(T x) {
   if constexpr (std::is_unsigned_v<T> || std::is_same_v<T, bool>) {
     return false;
   } else {
@@ -83,17 +83,17 @@ __host__ __device__ __forceinline__ bool less_key(K a, K b) {
 
 // Integer arithmetic that wraps (two's complement) instead of overflowing.
 template <typename T>
-__device__ __forceinline__ T wrap_add(T a, T b) {
+__host__ __device__ __forceinline__ T wrap_add(T a, T b) {
   using U = std::make_unsigned_t<T>;
   return static_cast<T>(static_cast<U>(static_cast<U>(a) + static_cast<U>(b)));
 }
 template <typename T>
-__device__ __forceinline__ T wrap_sub(T a, T b) {
+__host__ __device__ __forceinline__ T wrap_sub(T a, T b) {
   using U = std::make_unsigned_t<T>;
   return static_cast<T>(static_cast<U>(static_cast<U>(a) - static_cast<U>(b)));
 }
 template <typename T>
-__device__ __forceinline__ T wrap_mul(T a, T b) {
+__host__ __device__ __forceinline__ T wrap_mul(T a, T b) {
   using U = std::make_unsigned_t<T>;
   // uint8/uint16 promote to int: multiply in uint32 so the product cannot overflow int.
   using W = std::conditional_t<(sizeof(U) < 4), uint32_t, U>;

@@ -31,7 +31,7 @@ struct Acc {
 };
 
 template <typename A>
-__device__ __forceinline__ Acc<A> r_init(int k) {
+__host__ __device__ __forceinline__ Acc<A> r_init(int k) {
   switch (k) {
     case kProd:
       return {A(1), A(0)};
@@ -47,14 +47,14 @@ __device__ __forceinline__ Acc<A> r_init(int k) {
 
 // LogSumExp: one (max, sum) term rescaled to the max m.
 template <typename A>
-__device__ __forceinline__ A lse_term(A mi, A si, A m) {
+__host__ __device__ __forceinline__ A lse_term(A mi, A si, A m) {
   if (mi == m) return si;
   if (mi == -std::numeric_limits<A>::infinity()) return isnan(si) ? si : A(0);
   return si * exp(mi - m);
 }
 
 template <typename A>
-__device__ __forceinline__ void r_step(int k, Acc<A>& a, A v) {
+__host__ __device__ __forceinline__ void r_step(int k, Acc<A>& a, A v) {
   switch (k) {
     case kSumSquare:
     case kL2:
@@ -88,7 +88,7 @@ __device__ __forceinline__ void r_step(int k, Acc<A>& a, A v) {
 }
 
 template <typename A>
-__device__ __forceinline__ void r_combine(int k, Acc<A>& a, const Acc<A>& b) {
+__host__ __device__ __forceinline__ void r_combine(int k, Acc<A>& a, const Acc<A>& b) {
   switch (k) {
     case kProd:
       a.m *= b.m;
@@ -111,7 +111,7 @@ __device__ __forceinline__ void r_combine(int k, Acc<A>& a, const Acc<A>& b) {
 }
 
 template <typename A>
-__device__ __forceinline__ A r_finish(int k, const Acc<A>& a, int64_t count) {
+__host__ __device__ __forceinline__ A r_finish(int k, const Acc<A>& a, int64_t count) {
   switch (k) {
     case kL2:
       return sqrt(a.m);
