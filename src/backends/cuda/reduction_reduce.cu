@@ -10,6 +10,7 @@
 // integer type; integer Mean/L2/LogSum/LogSumExp compute in double and saturate.
 // Empty reductions give the ONNX empty-set values: 0 (Sum, L1, L2, SumSquare), 1 (Prod), NaN
 // (Mean), -inf (Max, LogSum, LogSumExp of floats; the lowest value for integers), +inf (Min).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -215,6 +216,46 @@ __global__ void reduce_rows_float(const T* x, T* y, int64_t rows, int64_t len, i
   }
 }
 
+// Few long rows: each row is cut into `segs` segments of seg_len elements, one block each,
+// whose partial accumulators go to `part` (row-major [rows, segs]); reduce_segments_finish
+// combines them in segment order.
+template <typename T>
+__global__ void reduce_segments(const T* x, Acc<Compute<T>>* part, int64_t rows, int64_t len,
+                                int64_t segs, int64_t seg_len, int k) {
+  using A = Compute<T>;
+  __shared__ Acc<A> partial[8];
+  for (int64_t bs = blockIdx.x; bs < rows * segs; bs += gridDim.x) {
+    const int64_t row = bs / segs, seg = bs % segs;
+    const int64_t begin = seg * seg_len;
+    const int64_t end = begin + seg_len < len ? begin + seg_len : len;
+    const T* xr = x + row * len;
+    Acc<A> a = r_init<A>(k);
+    for (int64_t j = begin + threadIdx.x; j < end; j += blockDim.x) r_step<A>(k, a, load_c(xr, j));
+    for (int m = 16; m >= 1; m >>= 1) {
+      const Acc<A> b = shfl_xor(a, m);
+      r_combine<A>(k, a, b);
+    }
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x / 32] = a;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      for (int w = 1; w < static_cast<int>(blockDim.x) / 32; ++w) r_combine<A>(k, a, partial[w]);
+      part[bs] = a;
+    }
+    __syncthreads();
+  }
+}
+
+template <typename T>
+__global__ void reduce_segments_finish(const Acc<Compute<T>>* part, T* y, int64_t rows,
+                                       int64_t segs, int64_t len, int k) {
+  using A = Compute<T>;
+  KILN_GRID_STRIDE_LOOP(row, rows) {
+    Acc<A> a = part[row * segs];
+    for (int64_t s = 1; s < segs; ++s) r_combine<A>(k, a, part[row * segs + s]);
+    y[row] = to_t<T>(r_finish<A>(k, a, len));
+  }
+}
+
 template <typename T>
 __device__ __forceinline__ T saturate_from_double(double v) {
   if (isnan(v)) return T(0);
@@ -389,7 +430,27 @@ Status reduce_run(KernelContext& ctx) {
   const bool ok = dispatch_all<false>(run_dt, [&](auto tag) {
     using T = decltype(tag);
     if constexpr (kFloatLike<T>) {
-      if (rows) {
+      // Rows so long and few that a block per row would leave most of the GPU idle.
+      const int64_t kSegLen = 16384;
+      const int64_t segs = rows && n_out <= 256 && p.count >= 4 * kSegLen
+                               ? std::min<int64_t>((p.count + kSegLen - 1) / kSegLen,
+                                                   std::max<int64_t>(1, 1024 / n_out))
+                               : 1;
+      if (segs > 1) {
+        using A = Compute<T>;
+        const int64_t seg_len = (p.count + segs - 1) / segs;
+        StatusOr<void*> ws = ctx.workspace(static_cast<uint64_t>(n_out * segs) * sizeof(Acc<A>));
+        if (!ws.ok()) {
+          set_status(st, ws.status());
+          return;
+        }
+        Acc<A>* part = static_cast<Acc<A>*>(*ws);
+        reduce_segments<T><<<static_cast<unsigned>(n_out * segs), 256, 0, ctx.stream()>>>(
+            x.as<T>(), part, n_out, p.count, segs, seg_len, k);
+        const Launch l = launch_for(n_out);
+        reduce_segments_finish<T>
+            <<<l.grid, l.block, 0, ctx.stream()>>>(part, y->as<T>(), n_out, segs, p.count, k);
+      } else if (rows) {
         const int tpr = p.count >= 1024 ? 256 : 32;
         const int rpb = 256 / tpr;
         int64_t blocks = (n_out + rpb - 1) / rpb;
