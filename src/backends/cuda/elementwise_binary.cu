@@ -56,7 +56,7 @@ __host__ __device__ constexpr bool bool_out(int op) {
 }
 
 template <typename C>
-__device__ __forceinline__ C float_mod(C a, C b, bool c_fmod) {
+__host__ __device__ __forceinline__ C float_mod(C a, C b, bool c_fmod) {
   C r = fmod(a, b);
   if (c_fmod) return r;
   if (r == C(0)) return copysign(C(0), b);
@@ -65,7 +65,7 @@ __device__ __forceinline__ C float_mod(C a, C b, bool c_fmod) {
 }
 
 template <typename C>
-__device__ __forceinline__ C int_pow(C a, C b) {
+__host__ __device__ __forceinline__ C int_pow(C a, C b) {
   if constexpr (std::is_signed_v<C>) {
     if (b < 0) {
       if (a == 1) return C(1);
@@ -85,7 +85,7 @@ __device__ __forceinline__ C int_pow(C a, C b) {
 
 // Arithmetic ops in the compute type C.
 template <typename C>
-__device__ __forceinline__ C arith(int op, C a, C b) {
+__host__ __device__ __forceinline__ C arith(int op, C a, C b) {
   if constexpr (std::is_same_v<C, bool>) {
     return false;  // no arithmetic on bool (refused in supports)
   } else if constexpr (std::is_floating_point_v<C>) {
@@ -169,7 +169,7 @@ __device__ __forceinline__ C arith(int op, C a, C b) {
 }
 
 template <typename C>
-__device__ __forceinline__ bool compare(int op, C a, C b) {
+__host__ __device__ __forceinline__ bool compare(int op, C a, C b) {
   switch (op) {
     case kEq:
       return a == b;
@@ -192,25 +192,22 @@ __device__ __forceinline__ bool compare(int op, C a, C b) {
   }
 }
 
-// Index modes.
-enum : int { kSame = 0, kAScalar = 1, kBScalar = 2, kGeneral = 3 };
+// Index mode of each input: its index is the output's (kFull), 0 (kScalar), or mapped.
+enum : int { kFull = 0, kScalar = 1, kMapped = 2 };
+
+__device__ __forceinline__ int64_t input_index(int mode, const BroadcastMap& m, int64_t i) {
+  if (mode == kFull) return i;
+  if (mode == kScalar) return 0;
+  return m.offset(i);
+}
 
 template <typename T>
-__global__ void binary_kernel(const T* a, const T* b, void* out, int64_t n, int op, int mode,
-                              BroadcastMap ma, BroadcastMap mb) {
+__global__ void binary_kernel(const T* a, const T* b, void* out, int64_t n, int op, int mode_a,
+                              int mode_b, BroadcastMap ma, BroadcastMap mb) {
   using C = Compute<T>;
   KILN_GRID_STRIDE_LOOP(i, n) {
-    int64_t ia = i, ib = i;
-    if (mode == kAScalar) {
-      ia = 0;
-    } else if (mode == kBScalar) {
-      ib = 0;
-    } else if (mode == kGeneral) {
-      ia = ma.offset(i);
-      ib = mb.offset(i);
-    }
-    const C x = load_c(a, ia);
-    const C y = load_c(b, ib);
+    const C x = load_c(a, input_index(mode_a, ma, i));
+    const C y = load_c(b, input_index(mode_b, mb, i));
     if (bool_out(op)) {
       static_cast<bool*>(out)[i] = compare<C>(op, x, y);
     } else {
@@ -389,23 +386,18 @@ std::string binary_supports(const ir::Node& node) {
   return {};
 }
 
-// Chooses the index mode for inputs of shapes sa and sb read as `out` (n > 0). An input with as
+// Index modes and maps for inputs of shapes sa and sb read as `out` (n > 0). An input with as
 // many elements as the output is laid out like it (its missing and size-1 dims are the output's
-// size-1 dims), so its index is the output's.
+// size-1 dims), so its index is the output's. Maps are built on collapsed shapes (fewer dims,
+// less index math).
 void plan_modes(const std::vector<int64_t>& sa, const std::vector<int64_t>& sb,
-                const std::vector<int64_t>& out, int* mode, BroadcastMap* ma, BroadcastMap* mb) {
+                const std::vector<int64_t>& out, int* mode_a, int* mode_b, BroadcastMap* ma,
+                BroadcastMap* mb) {
   const int64_t na = numel_of(sa), nb = numel_of(sb), n = numel_of(out);
-  if (na == n && nb == n) {
-    *mode = kSame;
-  } else if (na == 1 && nb == n) {
-    *mode = kAScalar;
-  } else if (nb == 1 && na == n) {
-    *mode = kBScalar;
-  } else {
-    *mode = kGeneral;
-    *ma = make_broadcast_map(sa, out);
-    *mb = make_broadcast_map(sb, out);
-  }
+  *mode_a = na == n ? kFull : na == 1 ? kScalar : kMapped;
+  *mode_b = nb == n ? kFull : nb == 1 ? kScalar : kMapped;
+  if (*mode_a == kMapped) *ma = collapsed_map(sa, out);
+  if (*mode_b == kMapped) *mb = collapsed_map(sb, out);
 }
 
 Status binary_run(KernelContext& ctx) {
@@ -455,8 +447,8 @@ Status binary_run(KernelContext& ctx) {
   const Launch l = launch_for(n);
   if (a.dtype != b.dtype) {
     if (op != kPow) return ctx.invalid("inputs have different dtypes");
-    const BroadcastMap ma = make_broadcast_map(a.shape, out_shape);
-    const BroadcastMap mb = make_broadcast_map(sb, out_shape);
+    const BroadcastMap ma = collapsed_map(a.shape, out_shape);
+    const BroadcastMap mb = collapsed_map(sb, out_shape);
     const bool b_int = is_int_dtype(b.dtype);
     const bool b_uns = b.dtype == DType::kUInt8 || b.dtype == DType::kUInt16 ||
                        b.dtype == DType::kUInt32 || b.dtype == DType::kUInt64;
@@ -485,13 +477,13 @@ Status binary_run(KernelContext& ctx) {
     if (!ok) return ctx.unsupported_type(a.dtype);
     return ctx.check_launch("Pow");
   }
-  int mode = kGeneral;
+  int mode_a = kMapped, mode_b = kMapped;
   BroadcastMap ma, mb;
-  plan_modes(a.shape, sb, out_shape, &mode, &ma, &mb);
+  plan_modes(a.shape, sb, out_shape, &mode_a, &mode_b, &ma, &mb);
   const bool ok = dispatch_all<true>(a.dtype, [&](auto tag) {
     using T = decltype(tag);
-    binary_kernel<T>
-        <<<l.grid, l.block, 0, ctx.stream()>>>(a.as<T>(), b.as<T>(), y->data, n, op, mode, ma, mb);
+    binary_kernel<T><<<l.grid, l.block, 0, ctx.stream()>>>(a.as<T>(), b.as<T>(), y->data, n, op,
+                                                           mode_a, mode_b, ma, mb);
   });
   if (!ok) return ctx.unsupported_type(a.dtype);
   return ctx.check_launch(o->name);

@@ -10,6 +10,7 @@
 //  - integers to float/double: one rounding; integer to integer: wraps.
 // String, float8 and 4/2-bit types are refused (they run on the CPU).
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <utility>
 
@@ -30,7 +31,7 @@ struct Elem {
   bool from_double;
 };
 
-__device__ __forceinline__ Elem load_elem(const void* p, DType dt, int64_t i) {
+__host__ __device__ __forceinline__ Elem load_elem(const void* p, DType dt, int64_t i) {
   Elem e{0.0, 0, 0, false};
   switch (dt) {
     case DType::kFloat32:
@@ -89,17 +90,21 @@ __device__ __forceinline__ Elem load_elem(const void* p, DType dt, int64_t i) {
 }
 
 // Double to float rounding to odd (see double_to_float_round_odd in src/core/dtype.cc).
-__device__ __forceinline__ float round_odd_float(double d) {
-  const float f = static_cast<float>(d);
+__host__ __device__ __forceinline__ float round_odd_float(double d) {
+  float f = static_cast<float>(d);
   if (!isfinite(d) || static_cast<double>(f) == d) return f;
   if (isinf(f)) return copysignf(3.402823466e+38f, f);
-  float t = __double2float_rz(d);  // truncated toward zero: |t| <= |d|
-  return __uint_as_float(__float_as_uint(t) | 1u);
+  if (fabs(static_cast<double>(f)) > fabs(d)) f = nextafterf(f, 0.f);  // truncate toward 0
+  uint32_t u;
+  memcpy(&u, &f, sizeof(u));
+  u |= 1u;
+  memcpy(&f, &u, sizeof(u));
+  return f;
 }
 
 // Float to a 64-bit integer pattern: truncate, NaN 0, clamp beyond int64 (uint64 target: the
 // unsigned range above 2^63).
-__device__ __forceinline__ uint64_t fp_to_bits(double v, bool to_u64) {
+__host__ __device__ __forceinline__ uint64_t fp_to_bits(double v, bool to_u64) {
   if (isnan(v)) return 0;
   const double t = trunc(v);
   if (to_u64) {
@@ -118,14 +123,14 @@ __device__ __forceinline__ uint64_t fp_to_bits(double v, bool to_u64) {
 }
 
 // A value rounded to float for float16/bfloat16 targets.
-__device__ __forceinline__ float narrow_source(const Elem& e) {
+__host__ __device__ __forceinline__ float narrow_source(const Elem& e) {
   if (e.kind == 0) return e.from_double ? round_odd_float(e.f) : static_cast<float>(e.f);
   const double d =
       e.kind == 2 ? static_cast<double>(static_cast<uint64_t>(e.i)) : static_cast<double>(e.i);
   return round_odd_float(d);
 }
 
-__device__ __forceinline__ void store_elem(void* p, DType dt, int64_t i, const Elem& e) {
+__host__ __device__ __forceinline__ void store_elem(void* p, DType dt, int64_t i, const Elem& e) {
   const bool fl = e.kind == 0;
   const uint64_t u = static_cast<uint64_t>(e.i);
   auto int_bits = [&](bool to_u64) -> uint64_t { return fl ? fp_to_bits(e.f, to_u64) : u; };

@@ -62,9 +62,9 @@ Status where_run(KernelContext& ctx) {
   const int64_t n = numel_of(shape);
   if (n == 0) return Status::Ok();
   const bool same = c.numel() == n && x.numel() == n && y.numel() == n;
-  const BroadcastMap mc = make_broadcast_map(c.shape, shape);
-  const BroadcastMap mx = make_broadcast_map(x.shape, shape);
-  const BroadcastMap my = make_broadcast_map(y.shape, shape);
+  const BroadcastMap mc = collapsed_map(c.shape, shape);
+  const BroadcastMap mx = collapsed_map(x.shape, shape);
+  const BroadcastMap my = collapsed_map(y.shape, shape);
   const Launch l = launch_for(n);
   const bool* pc = c.as<bool>();
   switch (plain_bytes(x.dtype)) {
@@ -290,7 +290,7 @@ Status variadic_run(KernelContext& ctx) {
         const DeviceTensor& t = ctx.input(next + j);
         args.in[k] = t.as<T>();
         args.same[k] = t.numel() == n;
-        if (!args.same[k]) args.map[k] = make_broadcast_map(t.shape, shape);
+        if (!args.same[k]) args.map[k] = collapsed_map(t.shape, shape);
       }
       args.count = k;
       const int op = (code == kVMean && !last) ? kVSum : code;

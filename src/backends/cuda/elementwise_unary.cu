@@ -72,18 +72,18 @@ struct Params {
 };
 
 template <typename C>
-__device__ __forceinline__ C sigmoid_c(C x) {
+__host__ __device__ __forceinline__ C sigmoid_c(C x) {
   if (x >= C(0)) return C(1) / (C(1) + exp(-x));
   const C e = exp(x);
   return e / (C(1) + e);
 }
 template <typename C>
-__device__ __forceinline__ C softplus_c(C x) {
+__host__ __device__ __forceinline__ C softplus_c(C x) {
   return x > C(0) ? x + log1p(exp(-x)) : log1p(exp(x));
 }
 
 template <typename C>
-__device__ __forceinline__ C float_op(int op, C x, const Params& p) {
+__host__ __device__ __forceinline__ C float_op(int op, C x, const Params& p) {
   const C a = static_cast<C>(p.alpha);
   switch (op) {
     case kRelu:
@@ -178,7 +178,7 @@ __device__ __forceinline__ C float_op(int op, C x, const Params& p) {
 }
 
 template <typename T>
-__device__ __forceinline__ T int_op(int op, T x, const Params& p) {
+__host__ __device__ __forceinline__ T int_op(int op, T x, const Params& p) {
   switch (op) {
     case kRelu:
       return is_negative(x) ? T(0) : x;

@@ -54,7 +54,7 @@ __device__ __forceinline__ T to_t(Compute<T> v) {
 
 // x < 0 without a pointless-comparison warning for unsigned types.
 template <typename T>
-__device__ __forceinline__ bool is_negative(T x) {
+__host__ __device__ __forceinline__ bool is_negative(T x) {
   if constexpr (std::is_unsigned_v<T> || std::is_same_v<T, bool>) {
     return false;
   } else {
@@ -65,7 +65,7 @@ __device__ __forceinline__ bool is_negative(T x) {
 // Orders of ArgMax/ArgMin/TopK (NaN ranks above every number).
 // a ranks strictly above b when looking for the largest value (NaN above everything).
 template <typename K>
-__device__ __forceinline__ bool greater_key(K a, K b) {
+__host__ __device__ __forceinline__ bool greater_key(K a, K b) {
   if constexpr (std::is_floating_point_v<K>) {
     if (isnan(a)) return !isnan(b);
     if (isnan(b)) return false;
@@ -73,7 +73,7 @@ __device__ __forceinline__ bool greater_key(K a, K b) {
   return a > b;
 }
 template <typename K>
-__device__ __forceinline__ bool less_key(K a, K b) {
+__host__ __device__ __forceinline__ bool less_key(K a, K b) {
   if constexpr (std::is_floating_point_v<K>) {
     if (isnan(a)) return false;
     if (isnan(b)) return true;
@@ -83,17 +83,17 @@ __device__ __forceinline__ bool less_key(K a, K b) {
 
 // Integer arithmetic that wraps (two's complement) instead of overflowing.
 template <typename T>
-__device__ __forceinline__ T wrap_add(T a, T b) {
+__host__ __device__ __forceinline__ T wrap_add(T a, T b) {
   using U = std::make_unsigned_t<T>;
   return static_cast<T>(static_cast<U>(static_cast<U>(a) + static_cast<U>(b)));
 }
 template <typename T>
-__device__ __forceinline__ T wrap_sub(T a, T b) {
+__host__ __device__ __forceinline__ T wrap_sub(T a, T b) {
   using U = std::make_unsigned_t<T>;
   return static_cast<T>(static_cast<U>(static_cast<U>(a) - static_cast<U>(b)));
 }
 template <typename T>
-__device__ __forceinline__ T wrap_mul(T a, T b) {
+__host__ __device__ __forceinline__ T wrap_mul(T a, T b) {
   using U = std::make_unsigned_t<T>;
   // uint8/uint16 promote to int: multiply in uint32 so the product cannot overflow int.
   using W = std::conditional_t<(sizeof(U) < 4), uint32_t, U>;
@@ -205,6 +205,45 @@ inline int64_t numel_of(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
+}
+
+// Simplifies a broadcast for index math: pads every input shape to the output's rank, drops the
+// output's size-1 dims and merges neighbouring dims that every input treats alike (all present,
+// or all broadcast). `ins` and `out` are rewritten in place; element order is unchanged.
+// Requires every output dim > 0 and the inputs to broadcast to `out`.
+inline void collapse_broadcast(std::vector<std::vector<int64_t>*> ins, std::vector<int64_t>* out) {
+  const size_t r = out->size();
+  std::vector<std::vector<int64_t>> pad(ins.size());
+  for (size_t k = 0; k < ins.size(); ++k) {
+    pad[k].assign(r - ins[k]->size(), 1);
+    pad[k].insert(pad[k].end(), ins[k]->begin(), ins[k]->end());
+  }
+  std::vector<int64_t> o;
+  std::vector<std::vector<int64_t>> in(ins.size());
+  for (size_t d = 0; d < r; ++d) {
+    if ((*out)[d] == 1) continue;
+    bool merge = !o.empty();
+    for (size_t k = 0; k < ins.size() && merge; ++k) {
+      const bool full_d = pad[k][d] != 1;
+      const bool full_prev = in[k].back() != 1 || o.back() == 1;
+      merge = full_d == full_prev;
+    }
+    if (merge) {
+      o.back() *= (*out)[d];
+      for (size_t k = 0; k < ins.size(); ++k) in[k].back() *= pad[k][d];
+    } else {
+      o.push_back((*out)[d]);
+      for (size_t k = 0; k < ins.size(); ++k) in[k].push_back(pad[k][d]);
+    }
+  }
+  *out = std::move(o);
+  for (size_t k = 0; k < ins.size(); ++k) *ins[k] = std::move(in[k]);
+}
+
+// make_broadcast_map on the collapsed shapes of one input (out's dims all > 0).
+inline BroadcastMap collapsed_map(std::vector<int64_t> in, std::vector<int64_t> out) {
+  collapse_broadcast({&in}, &out);
+  return make_broadcast_map(in, out);
 }
 
 // Known rank of input i, or -1.

@@ -29,40 +29,78 @@ struct LossArgs {
   bool sce = false;
 };
 
+// Position p = (b, k): its loss and weight; the log-probabilities of its classes go to log_prob
+// (SCE, when given). Element reads go through load(ptr, index) (T to float/double).
+template <typename T, typename Load>
+__host__ __device__ __forceinline__ void loss_at(const T* x, const void* target, const T* weight,
+                                                 const LossArgs& a, int64_t p, T* log_prob,
+                                                 double* loss_out, double* w_out, Load load) {
+  const int64_t b = p / a.d, k = p % a.d;
+  const int64_t t =
+      a.target32 ? static_cast<const int32_t*>(target)[p] : static_cast<const int64_t*>(target)[p];
+  const T* xs = x + b * a.c * a.d + k;  // class ch at xs[ch * d]
+  double m = 0.0, ls = 0.0;
+  if (a.sce) {
+    m = -std::numeric_limits<double>::infinity();
+    for (int64_t ch = 0; ch < a.c; ++ch) m = fmax(m, static_cast<double>(load(xs, ch * a.d)));
+    double sum = 0.0;
+    for (int64_t ch = 0; ch < a.c; ++ch) sum += exp(static_cast<double>(load(xs, ch * a.d)) - m);
+    ls = log(sum);
+    if (log_prob != nullptr) {
+      T* lp = log_prob + b * a.c * a.d + k;
+      for (int64_t ch = 0; ch < a.c; ++ch) {
+        const double v = static_cast<double>(load(xs, ch * a.d)) - m - ls;
+        lp[ch * a.d] = static_cast<T>(v);
+      }
+    }
+  }
+  double loss = 0.0, w = 0.0;
+  if (!(a.has_ignore && t == a.ignore)) {
+    if (t < 0 || t >= a.c) {
+      loss = std::numeric_limits<double>::quiet_NaN();
+    } else {
+      w = weight != nullptr ? static_cast<double>(load(weight, t)) : 1.0;
+      double logp = static_cast<double>(load(xs, t * a.d));
+      if (a.sce) logp = logp - m - ls;
+      loss = -logp * w;
+    }
+  }
+  *loss_out = loss;
+  *w_out = w;
+}
+
+struct DeviceLoad {
+  template <typename T>
+  __device__ __forceinline__ Compute<T> operator()(const T* p, int64_t i) const {
+    return load_c(p, i);
+  }
+};
+
 template <typename T>
 __global__ void loss_positions(const T* x, const void* target, const T* weight, LossArgs a,
                                T* log_prob, T* loss_out, double* lbuf, double* wbuf) {
   const int64_t positions = a.n * a.d;
   KILN_GRID_STRIDE_LOOP(p, positions) {
-    const int64_t b = p / a.d, k = p % a.d;
-    const int64_t t = a.target32 ? static_cast<const int32_t*>(target)[p]
-                                 : static_cast<const int64_t*>(target)[p];
-    const T* xs = x + b * a.c * a.d + k;  // class ch at xs[ch * d]
-    double m = 0.0, ls = 0.0;
-    if (a.sce) {
-      m = -std::numeric_limits<double>::infinity();
-      for (int64_t ch = 0; ch < a.c; ++ch) m = fmax(m, static_cast<double>(load_c(xs, ch * a.d)));
-      double sum = 0.0;
-      for (int64_t ch = 0; ch < a.c; ++ch)
-        sum += exp(static_cast<double>(load_c(xs, ch * a.d)) - m);
-      ls = log(sum);
+    double loss, w;
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+      loss_at(x, target, weight, a, p, log_prob, &loss, &w, DeviceLoad{});
+    } else {
+      // float16/bfloat16 log_prob: computed in double, stored through float.
+      loss_at<T>(x, target, weight, a, p, nullptr, &loss, &w, DeviceLoad{});
       if (log_prob != nullptr) {
+        const int64_t b = p / a.d, k = p % a.d;
+        const T* xs = x + b * a.c * a.d + k;
+        double m = -std::numeric_limits<double>::infinity();
+        for (int64_t ch = 0; ch < a.c; ++ch) m = fmax(m, static_cast<double>(load_c(xs, ch * a.d)));
+        double sum = 0.0;
+        for (int64_t ch = 0; ch < a.c; ++ch)
+          sum += exp(static_cast<double>(load_c(xs, ch * a.d)) - m);
+        const double ls = log(sum);
         T* lp = log_prob + b * a.c * a.d + k;
         for (int64_t ch = 0; ch < a.c; ++ch) {
           const double v = static_cast<double>(load_c(xs, ch * a.d)) - m - ls;
-          lp[ch * a.d] = to_t<T>(static_cast<Compute<T>>(v));
+          lp[ch * a.d] = to_t<T>(static_cast<float>(v));
         }
-      }
-    }
-    double loss = 0.0, w = 0.0;
-    if (!(a.has_ignore && t == a.ignore)) {
-      if (t < 0 || t >= a.c) {
-        loss = std::numeric_limits<double>::quiet_NaN();
-      } else {
-        w = weight != nullptr ? static_cast<double>(load_c(weight, t)) : 1.0;
-        double logp = static_cast<double>(load_c(xs, t * a.d));
-        if (a.sce) logp = logp - m - ls;
-        loss = -logp * w;
       }
     }
     if (loss_out != nullptr) loss_out[p] = to_t<T>(static_cast<Compute<T>>(loss));

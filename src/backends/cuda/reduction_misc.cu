@@ -1,5 +1,5 @@
-// CUDA kernels of CumSum and CumProd (axis host input; exclusive, reverse) and TopK (K host input,
-// axis, largest, sorted).
+// CUDA kernels of Det, CumSum and CumProd (axis host input; exclusive, reverse) and TopK (K host
+// input, axis, largest, sorted).
 //
 // CumSum: one thread per (outer, inner) column scans its n elements sequentially; float types
 // accumulate in double, integers wrap like the integer type (as the CPU kernel does).
@@ -102,7 +102,7 @@ Status cumsum_run(KernelContext& ctx) {
 constexpr int64_t kMaxTopK = 4096;
 
 template <typename K>
-__device__ __forceinline__ bool topk_before(K va, int ia, K vb, int ib, int n, bool largest) {
+__host__ __device__ __forceinline__ bool topk_before(K va, int ia, K vb, int ib, int n, bool largest) {
   if (ia >= n) return false;  // padding goes last
   if (ib >= n) return true;
   if (largest ? greater_key(va, vb) : less_key(va, vb)) return true;
@@ -235,9 +235,82 @@ Status topk_run(KernelContext& ctx) {
   return ctx.check_launch("TopK");
 }
 
+// ---- Det: LU with partial pivoting in double, one thread per matrix (workspace copy) ----
+
+template <typename T>
+__global__ void det_kernel(const T* x, T* y, double* work, int64_t batch, int64_t m) {
+  KILN_GRID_STRIDE_LOOP(b, batch) {
+    double* a = work + b * m * m;
+    for (int64_t i = 0; i < m * m; ++i) a[i] = static_cast<double>(load_c(x, b * m * m + i));
+    double det = 1.0;
+    for (int64_t c = 0; c < m && det != 0.0; ++c) {
+      int64_t piv = c;
+      for (int64_t r = c + 1; r < m; ++r) {
+        if (fabs(a[r * m + c]) > fabs(a[piv * m + c])) piv = r;
+      }
+      const double pv = a[piv * m + c];
+      if (pv == 0.0) {
+        det = 0.0;
+        break;
+      }
+      if (piv != c) {
+        for (int64_t j = 0; j < m; ++j) {
+          const double t = a[piv * m + j];
+          a[piv * m + j] = a[c * m + j];
+          a[c * m + j] = t;
+        }
+        det = -det;
+      }
+      det *= pv;
+      for (int64_t r = c + 1; r < m; ++r) {
+        const double f = a[r * m + c] / pv;
+        if (f == 0.0) continue;
+        for (int64_t j = c + 1; j < m; ++j) a[r * m + j] -= f * a[c * m + j];
+      }
+    }
+    y[b] = to_t<T>(static_cast<Compute<T>>(det));
+  }
+}
+
+std::string det_supports(const ir::Node& node) {
+  if (!node.has_input(0)) return "missing input";
+  const DType t = input_dtype(node, 0);
+  if (!is_float_dtype(t)) return std::string("dtype ") + dtype_name(t);
+  return {};
+}
+
+Status det_run(KernelContext& ctx) {
+  const DeviceTensor& x = ctx.input(0);
+  if (x.rank() < 2) return ctx.invalid("input must have rank >= 2");
+  const int64_t m = x.dim(x.rank() - 1);
+  if (x.dim(x.rank() - 2) != m) return ctx.invalid("the last two dims must be equal");
+  std::vector<int64_t> out_shape(x.shape.begin(), x.shape.end() - 2);
+  const int64_t batch = numel_of(out_shape);
+  if (!is_float_dtype(x.dtype)) return ctx.unsupported_type(x.dtype);
+  KILN_ASSIGN_OR_RETURN(DeviceTensor * y, ctx.allocate(0, x.dtype, out_shape));
+  if (batch == 0) return Status::Ok();
+  double* work = nullptr;
+  if (m > 0) {
+    KILN_ASSIGN_OR_RETURN(void* ws,
+                          ctx.workspace(static_cast<uint64_t>(batch * m * m) * sizeof(double)));
+    work = static_cast<double*>(ws);
+  }
+  const Launch l = launch_for(batch, 64);
+  dispatch_float(x.dtype, [&](auto tag) {
+    using T = decltype(tag);
+    det_kernel<T><<<l.grid, l.block, 0, ctx.stream()>>>(x.as<T>(), y->as<T>(), work, batch, m);
+  });
+  return ctx.check_launch("Det");
+}
+
 }  // namespace
 
 void register_red_misc_kernels(KernelRegistry& r) {
+  KernelDef det;
+  det.op_type = "Det";
+  det.supports = &det_supports;
+  det.run = &det_run;
+  r.add(det);
   for (const char* name : {"CumSum", "CumProd"}) {
     KernelDef c;
     c.op_type = name;

@@ -10,6 +10,7 @@
 // integer type; integer Mean/L2/LogSum/LogSumExp compute in double and saturate.
 // Empty reductions give the ONNX empty-set values: 0 (Sum, L1, L2, SumSquare), 1 (Prod), NaN
 // (Mean), -inf (Max, LogSum, LogSumExp of floats; the lowest value for integers), +inf (Min).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -31,7 +32,7 @@ struct Acc {
 };
 
 template <typename A>
-__device__ __forceinline__ Acc<A> r_init(int k) {
+__host__ __device__ __forceinline__ Acc<A> r_init(int k) {
   switch (k) {
     case kProd:
       return {A(1), A(0)};
@@ -47,14 +48,14 @@ __device__ __forceinline__ Acc<A> r_init(int k) {
 
 // LogSumExp: one (max, sum) term rescaled to the max m.
 template <typename A>
-__device__ __forceinline__ A lse_term(A mi, A si, A m) {
+__host__ __device__ __forceinline__ A lse_term(A mi, A si, A m) {
   if (mi == m) return si;
   if (mi == -std::numeric_limits<A>::infinity()) return isnan(si) ? si : A(0);
   return si * exp(mi - m);
 }
 
 template <typename A>
-__device__ __forceinline__ void r_step(int k, Acc<A>& a, A v) {
+__host__ __device__ __forceinline__ void r_step(int k, Acc<A>& a, A v) {
   switch (k) {
     case kSumSquare:
     case kL2:
@@ -88,7 +89,7 @@ __device__ __forceinline__ void r_step(int k, Acc<A>& a, A v) {
 }
 
 template <typename A>
-__device__ __forceinline__ void r_combine(int k, Acc<A>& a, const Acc<A>& b) {
+__host__ __device__ __forceinline__ void r_combine(int k, Acc<A>& a, const Acc<A>& b) {
   switch (k) {
     case kProd:
       a.m *= b.m;
@@ -111,7 +112,7 @@ __device__ __forceinline__ void r_combine(int k, Acc<A>& a, const Acc<A>& b) {
 }
 
 template <typename A>
-__device__ __forceinline__ A r_finish(int k, const Acc<A>& a, int64_t count) {
+__host__ __device__ __forceinline__ A r_finish(int k, const Acc<A>& a, int64_t count) {
   switch (k) {
     case kL2:
       return sqrt(a.m);
@@ -144,7 +145,7 @@ struct RedPlan {
   int64_t count = 0;  // reduced elements per output
 };
 
-__device__ __forceinline__ int64_t base_offset(const RedPlan& p, int64_t o) {
+__host__ __device__ __forceinline__ int64_t base_offset(const RedPlan& p, int64_t o) {
   int64_t base = 0;
   for (int d = p.nk - 1; d >= 0; --d) {
     base += (o % p.kdims[d]) * p.kstrides[d];
@@ -155,7 +156,7 @@ __device__ __forceinline__ int64_t base_offset(const RedPlan& p, int64_t o) {
 
 // Calls f(offset) for every reduced element of an output, in row-major order.
 template <typename F>
-__device__ __forceinline__ void walk(const RedPlan& p, int64_t base, F&& f) {
+__host__ __device__ __forceinline__ void walk(const RedPlan& p, int64_t base, F&& f) {
   if (p.count == 0) return;
   if (p.nr == 0) {
     f(base);
@@ -212,6 +213,46 @@ __global__ void reduce_rows_float(const T* x, T* y, int64_t rows, int64_t len, i
       __syncthreads();
     }
     if (lane == 0 && row < rows) y[row] = to_t<T>(r_finish<A>(k, a, len));
+  }
+}
+
+// Few long rows: each row is cut into `segs` segments of seg_len elements, one block each,
+// whose partial accumulators go to `part` (row-major [rows, segs]); reduce_segments_finish
+// combines them in segment order.
+template <typename T>
+__global__ void reduce_segments(const T* x, Acc<Compute<T>>* part, int64_t rows, int64_t len,
+                                int64_t segs, int64_t seg_len, int k) {
+  using A = Compute<T>;
+  __shared__ Acc<A> partial[8];
+  for (int64_t bs = blockIdx.x; bs < rows * segs; bs += gridDim.x) {
+    const int64_t row = bs / segs, seg = bs % segs;
+    const int64_t begin = seg * seg_len;
+    const int64_t end = begin + seg_len < len ? begin + seg_len : len;
+    const T* xr = x + row * len;
+    Acc<A> a = r_init<A>(k);
+    for (int64_t j = begin + threadIdx.x; j < end; j += blockDim.x) r_step<A>(k, a, load_c(xr, j));
+    for (int m = 16; m >= 1; m >>= 1) {
+      const Acc<A> b = shfl_xor(a, m);
+      r_combine<A>(k, a, b);
+    }
+    if ((threadIdx.x & 31) == 0) partial[threadIdx.x / 32] = a;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      for (int w = 1; w < static_cast<int>(blockDim.x) / 32; ++w) r_combine<A>(k, a, partial[w]);
+      part[bs] = a;
+    }
+    __syncthreads();
+  }
+}
+
+template <typename T>
+__global__ void reduce_segments_finish(const Acc<Compute<T>>* part, T* y, int64_t rows,
+                                       int64_t segs, int64_t len, int k) {
+  using A = Compute<T>;
+  KILN_GRID_STRIDE_LOOP(row, rows) {
+    Acc<A> a = part[row * segs];
+    for (int64_t s = 1; s < segs; ++s) r_combine<A>(k, a, part[row * segs + s]);
+    y[row] = to_t<T>(r_finish<A>(k, a, len));
   }
 }
 
@@ -296,6 +337,47 @@ std::string reduce_supports(const ir::Node& node) {
   return {};
 }
 
+// Plans the walk of a reduction of `shape` over the axes marked in `red` (count: the number of
+// reduced elements per output). *rows: the only reduced group is the innermost one, so each
+// output reduces one contiguous row of p.count elements.
+RedPlan plan_reduction(const std::vector<int64_t>& shape, const std::vector<bool>& red,
+                       int64_t count, bool* rows) {
+  const int rank = static_cast<int>(shape.size());
+  const int64_t numel = numel_of(shape);
+  // Merged groups of dims of size > 1: (size, reduced).
+  std::vector<std::pair<int64_t, bool>> groups;
+  if (numel > 0) {
+    for (int d = 0; d < rank; ++d) {
+      if (shape[static_cast<size_t>(d)] == 1) continue;
+      const bool r = red[static_cast<size_t>(d)];
+      if (!groups.empty() && groups.back().second == r) {
+        groups.back().first *= shape[static_cast<size_t>(d)];
+      } else {
+        groups.emplace_back(shape[static_cast<size_t>(d)], r);
+      }
+    }
+  }
+  RedPlan p;
+  p.count = numel == 0 ? 0 : count;
+  int64_t stride = 1;
+  std::vector<int64_t> strides(groups.size(), 1);
+  for (size_t g = groups.size(); g-- > 0;) {
+    strides[g] = stride;
+    stride *= groups[g].first;
+  }
+  for (size_t g = 0; g < groups.size(); ++g) {
+    if (groups[g].second) {
+      p.rdims[p.nr] = groups[g].first;
+      p.rstrides[p.nr++] = strides[g];
+    } else {
+      p.kdims[p.nk] = groups[g].first;
+      p.kstrides[p.nk++] = strides[g];
+    }
+  }
+  *rows = p.nr == 1 && groups.back().second && p.count > 1;
+  return p;
+}
+
 Status reduce_run(KernelContext& ctx) {
   const int k = rk_of(ctx.node().op_type);
   if (k < 0) return ctx.unsupported("unknown op");
@@ -339,37 +421,8 @@ Status reduce_run(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(DeviceTensor * y, ctx.allocate(0, x.dtype, out_shape));
   const int64_t n_out = numel_of(out_shape);
   if (n_out == 0) return Status::Ok();
-  // Merged groups of dims of size > 1: (size, reduced).
-  std::vector<std::pair<int64_t, bool>> groups;
-  if (x.numel() > 0) {
-    for (int d = 0; d < rank; ++d) {
-      if (x.dim(d) == 1) continue;
-      const bool r = red[static_cast<size_t>(d)];
-      if (!groups.empty() && groups.back().second == r) {
-        groups.back().first *= x.dim(d);
-      } else {
-        groups.emplace_back(x.dim(d), r);
-      }
-    }
-  }
-  RedPlan p;
-  p.count = x.numel() == 0 ? 0 : count;
-  int64_t stride = 1;
-  std::vector<int64_t> strides(groups.size(), 1);
-  for (size_t g = groups.size(); g-- > 0;) {
-    strides[g] = stride;
-    stride *= groups[g].first;
-  }
-  for (size_t g = 0; g < groups.size(); ++g) {
-    if (groups[g].second) {
-      p.rdims[p.nr] = groups[g].first;
-      p.rstrides[p.nr++] = strides[g];
-    } else {
-      p.kdims[p.nk] = groups[g].first;
-      p.kstrides[p.nk++] = strides[g];
-    }
-  }
-  const bool rows = p.nr == 1 && groups.back().second && p.count > 1;
+  bool rows = false;
+  const RedPlan p = plan_reduction(x.shape, red, count, &rows);
   Status st = Status::Ok();
   // Bool Max/Min (any/all) reduce the 0/1 bytes as uint8.
   const DType run_dt =
@@ -377,7 +430,27 @@ Status reduce_run(KernelContext& ctx) {
   const bool ok = dispatch_all<false>(run_dt, [&](auto tag) {
     using T = decltype(tag);
     if constexpr (kFloatLike<T>) {
-      if (rows) {
+      // Rows so long and few that a block per row would leave most of the GPU idle.
+      const int64_t kSegLen = 16384;
+      const int64_t segs = rows && n_out <= 256 && p.count >= 4 * kSegLen
+                               ? std::min<int64_t>((p.count + kSegLen - 1) / kSegLen,
+                                                   std::max<int64_t>(1, 1024 / n_out))
+                               : 1;
+      if (segs > 1) {
+        using A = Compute<T>;
+        const int64_t seg_len = (p.count + segs - 1) / segs;
+        StatusOr<void*> ws = ctx.workspace(static_cast<uint64_t>(n_out * segs) * sizeof(Acc<A>));
+        if (!ws.ok()) {
+          set_status(st, ws.status());
+          return;
+        }
+        Acc<A>* part = static_cast<Acc<A>*>(*ws);
+        reduce_segments<T><<<static_cast<unsigned>(n_out * segs), 256, 0, ctx.stream()>>>(
+            x.as<T>(), part, n_out, p.count, segs, seg_len, k);
+        const Launch l = launch_for(n_out);
+        reduce_segments_finish<T>
+            <<<l.grid, l.block, 0, ctx.stream()>>>(part, y->as<T>(), n_out, segs, p.count, k);
+      } else if (rows) {
         const int tpr = p.count >= 1024 ? 256 : 32;
         const int rpb = 256 / tpr;
         int64_t blocks = (n_out + rpb - 1) / rpb;

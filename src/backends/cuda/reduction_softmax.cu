@@ -21,7 +21,7 @@ enum SoftKind : int { kSoftmax, kLogSoftmax, kHardmax };
 
 // (value, index) max where NaN beats numbers and ties keep the lower index.
 template <typename A>
-__device__ __forceinline__ void max_combine(A& m, int64_t& arg, A v, int64_t j) {
+__host__ __device__ __forceinline__ void max_combine(A& m, int64_t& arg, A v, int64_t j) {
   const bool m_nan = isnan(m), v_nan = isnan(v);
   bool take;
   if (m_nan || v_nan) {
@@ -82,8 +82,10 @@ __global__ void soft_rows(const T* x, T* y, int64_t rows, int64_t n, int kind) {
         yr[j] = to_t<T>(exp(load_c(xr, j) - m) * inv);
       }
     } else {
-      const A lse = m + log(sum);
-      for (int64_t j = threadIdx.x; j < n; j += blockDim.x) yr[j] = to_t<T>(load_c(xr, j) - lse);
+      // (x - max) - log(sum): adding max to log(sum) first would round at max's magnitude.
+      const A ls = log(sum);
+      for (int64_t j = threadIdx.x; j < n; j += blockDim.x)
+        yr[j] = to_t<T>((load_c(xr, j) - m) - ls);
     }
   }
 }
@@ -108,8 +110,8 @@ __global__ void soft_cols(const T* x, T* y, int64_t cols, int64_t n, int64_t inn
       const A inv = A(1) / sum;
       for (int64_t j = 0; j < n; ++j) ys[j * inner] = to_t<T>(exp(load_c(xs, j * inner) - m) * inv);
     } else {
-      const A lse = m + log(sum);
-      for (int64_t j = 0; j < n; ++j) ys[j * inner] = to_t<T>(load_c(xs, j * inner) - lse);
+      const A ls = log(sum);
+      for (int64_t j = 0; j < n; ++j) ys[j * inner] = to_t<T>((load_c(xs, j * inner) - m) - ls);
     }
   }
 }
