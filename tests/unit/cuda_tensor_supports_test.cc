@@ -45,7 +45,13 @@ const std::set<std::string>& tensor_ops() {
                                             "Range",
                                             "NonZero",
                                             "Resize",
-                                            "Upsample"};
+                                            "Upsample",
+                                            "Shape",
+                                            "Size",
+                                            "Constant",
+                                            "Compress",
+                                            "ReverseSequence",
+                                            "TensorScatter"};
   return ops;
 }
 

@@ -2,6 +2,7 @@
 // (Transpose, Slice, Expand, Tile, Pad, DepthToSpace, SpaceToDepth), a shared-memory tiled
 // batched 2-D transpose, batched row copies (Concat, Split) and a fill.
 #include <cstdint>
+#include <cstring>
 
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/tensor_internal.h"
@@ -95,6 +96,15 @@ __global__ void rows_kernel(RowBatch b, int64_t outer) {
     const int64_t o = i / p.row, r = i - o * p.row;
     dst[o * p.dst_row + r] = src[o * p.src_row + r];
   }
+}
+
+constexpr int kUploadBytes = 3840;  // kernel parameters stay under 4 KB
+struct UploadChunk {
+  unsigned char bytes[kUploadBytes];
+};
+
+__global__ void upload_kernel(UploadChunk c, unsigned char* dst, int n) {
+  for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = c.bytes[i];
 }
 
 template <typename U>
@@ -285,6 +295,18 @@ void launch_rows(const std::vector<RowPiece>& pieces, int64_t outer, cudaStream_
         rows_kernel<uint8_t><<<grid, l.block, 0, s>>>(b, outer);
         break;
     }
+  }
+}
+
+void launch_upload(void* dst, const void* src, uint64_t bytes, cudaStream_t s) {
+  const unsigned char* from = static_cast<const unsigned char*>(src);
+  unsigned char* to = static_cast<unsigned char*>(dst);
+  for (uint64_t first = 0; first < bytes; first += kUploadBytes) {
+    const uint64_t left = bytes - first;
+    const int n = static_cast<int>(left < kUploadBytes ? left : kUploadBytes);
+    UploadChunk c;
+    memcpy(c.bytes, from + first, static_cast<size_t>(n));
+    upload_kernel<<<1, 256, 0, s>>>(c, to + first, n);
   }
 }
 

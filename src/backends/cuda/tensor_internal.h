@@ -61,6 +61,12 @@ void launch_rows(const std::vector<RowPiece>& pieces, int64_t outer, cudaStream_
 // Fills n elements of esize bytes with `bits`.
 void launch_fill(void* dst, int64_t n, int esize, uint64_t bits, cudaStream_t s);
 
+// Copies `bytes` of host memory to device memory in stream order without a staging buffer or a
+// synchronization: the bytes travel as kernel parameters (one launch per ~3.8 KB), so `src` may
+// be freed as soon as this returns and the copy can be captured into a CUDA graph. For small data
+// (shapes, index lists, constants).
+void launch_upload(void* dst, const void* src, uint64_t bytes, cudaStream_t s);
+
 // ---- index family (tensor_index.cu) ----
 
 // Gather along one axis: y[o, j, r] = x[o, clamp(idx[j]), r] with rows of `inner_bytes`.
@@ -102,6 +108,16 @@ void launch_scatter_nd(const NdPlan& p, const void* idx, bool idx64, const void*
                        int64_t tuples, int64_t slice, int esize, Reduce red, NumKind kind,
                        cudaStream_t s);
 
+// ReverseSequence on [steps, batch, inner] (time-major) or [batch, steps, inner]: the first
+// lens[b] steps of sequence b reversed (lens on the device, validated by the caller).
+void launch_reverse_sequence(const void* x, void* y, const int64_t* lens, int64_t batch,
+                             int64_t steps, int64_t inner, bool batch_major, int esize,
+                             cudaStream_t s);
+// TensorScatter: y (a copy of the cache [outer, max_seq, inner]) gets update [outer, seq, inner]
+// at sequence positions from write_indices (per batch = outer / per_batch; on the device).
+void launch_tensor_scatter(const void* upd, void* y, const int64_t* write_idx, int64_t outer,
+                           int64_t per_batch, int64_t max_seq, int64_t seq, int64_t inner,
+                           bool circular, int esize, cudaStream_t s);
 // Trilu: keeps elements with (j - i) >= k (upper) or <= k (lower), zero elsewhere.
 void launch_trilu(const void* x, void* y, int64_t mats, int64_t rows, int64_t cols, int64_t k,
                   bool upper, int esize, cudaStream_t s);
@@ -184,7 +200,8 @@ int element_size(DType t);
 // Launch plan copy of x into y (allocated), after simplification.
 void run_plan(CopyPlan p, const DeviceTensor& x, DeviceTensor* y, cudaStream_t s);
 
-// Registration of the index sub-family (tensor_kernels_index.cc).
+// Registration of the index and misc sub-families (tensor_kernels_index.cc).
 void register_tensor_index_kernels(KernelRegistry& r);
+void register_tensor_misc_kernels(KernelRegistry& r);  // tensor_kernels_misc.cc
 
 }  // namespace kiln::cuda::tensor

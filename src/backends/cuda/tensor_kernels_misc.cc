@@ -1,0 +1,256 @@
+// CUDA kernels of the tensor family, misc sub-family (registration and host-side checks):
+// Shape, Size, Constant, Compress, ReverseSequence, TensorScatter. Small host data (shape
+// values, kept indices, sequence lengths, constants) reaches the device through launch_upload
+// (kernel parameters: no staging buffer, no synchronization).
+#include <algorithm>
+
+#include "backends/cpu/tensor_util.h"
+#include "backends/cuda/cuda_util.h"
+#include "backends/cuda/kernel.h"
+#include "backends/cuda/tensor_internal.h"
+#include "ops/shape_util.h"
+
+namespace kiln::cuda::tensor {
+namespace {
+
+// Shape and Size read only the input's shape: any tensor dtype that can live on the device.
+std::string shape_supports(const ir::Node& n) {
+  const DType t = input_dtype(n, 0);
+  if (t == DType::kString) return "input dtype string";
+  return check_input(n, 0, {t});  // a tensor (or undecided)
+}
+
+Status upload_ints(KernelContext& ctx, int out, const std::vector<int64_t>& values,
+                   std::vector<int64_t> shape) {
+  KILN_ASSIGN_OR_RETURN(DeviceTensor * y, ctx.allocate(out, DType::kInt64, std::move(shape)));
+  if (values.empty()) return Status::Ok();
+  launch_upload(y->data, values.data(), values.size() * sizeof(int64_t), ctx.stream());
+  return ctx.check_launch("upload");
+}
+
+Status shape_run(KernelContext& ctx) {
+  const DeviceTensor& x = ctx.input(0);
+  const int64_t r = x.rank();
+  int64_t start = ctx.opset() >= 15 ? ctx.attr_int("start", 0) : 0;
+  int64_t end = ctx.opset() >= 15 ? ctx.attr_int("end", r) : r;
+  if (start < 0) start += r;
+  if (end < 0) end += r;
+  start = std::clamp<int64_t>(start, 0, r);
+  end = std::clamp<int64_t>(end, 0, r);
+  const int64_t n = std::max<int64_t>(0, end - start);
+  std::vector<int64_t> dims(x.shape.begin() + start, x.shape.begin() + start + n);
+  return upload_ints(ctx, 0, dims, {n});
+}
+
+Status size_run(KernelContext& ctx) {
+  const DeviceTensor& x = ctx.input(0);
+  return upload_ints(ctx, 0, {x.numel()}, {});
+}
+
+// The tensor a Constant node produces, when it is one the CUDA kernel uploads.
+StatusOr<Tensor> constant_value(const ir::Node& n) {
+  if (n.attrs.size() != 1) return Status(StatusCode::kInvalidModel, "needs one value attribute");
+  const ir::Attribute& a = n.attrs[0];
+  if (a.name == "value" && a.t.defined()) return a.t;
+  if (a.name == "value_float" && a.type == ir::AttrType::kFloat) return Tensor::scalar<float>(a.f);
+  if (a.name == "value_floats" && a.type == ir::AttrType::kFloats) {
+    return Tensor::from_vector<float>({static_cast<int64_t>(a.floats.size())}, a.floats);
+  }
+  if (a.name == "value_int" && a.type == ir::AttrType::kInt) return Tensor::scalar<int64_t>(a.i);
+  if (a.name == "value_ints" && a.type == ir::AttrType::kInts) {
+    return Tensor::from_vector<int64_t>({static_cast<int64_t>(a.ints.size())}, a.ints);
+  }
+  return Status(StatusCode::kUnsupportedAttribute, "attribute '" + a.name + "'");
+}
+
+std::string constant_supports(const ir::Node& n) {
+  StatusOr<Tensor> t = constant_value(n);
+  if (!t.ok()) return std::string(t.status().message());
+  if (!movable_dtype(t->dtype())) return "dtype " + std::string(dtype_name(t->dtype()));
+  return {};
+}
+
+Status constant_run(KernelContext& ctx) {
+  StatusOr<Tensor> t = constant_value(ctx.node());
+  if (!t.ok()) return ctx.invalid(t.status().message());
+  if (!movable_dtype(t->dtype())) return ctx.unsupported_type(t->dtype());
+  KILN_ASSIGN_OR_RETURN(DeviceTensor * y, ctx.allocate(0, t->dtype(), t->shape()));
+  if (y->numel() == 0) return Status::Ok();
+  launch_upload(y->data, t->raw(), t->nbytes(), ctx.stream());
+  return ctx.check_launch("Constant upload");
+}
+
+std::string compress_supports(const ir::Node& n) {
+  std::string r = check_data(n, {0}, true);
+  if (!r.empty()) return r;
+  if (input_dtype(n, 1) == DType::kString) return "condition dtype string";
+  return {};
+}
+
+Status compress_run(KernelContext& ctx) {
+  const DeviceTensor& x = ctx.input(0);
+  if (!ctx.has_input(1)) return ctx.invalid("needs the condition input");
+  const Tensor& cond = ctx.host_input(1);
+  if (cond.rank() != 1 || cond.dtype() == DType::kString) {
+    return ctx.invalid("condition must be a 1-D bool tensor, got " + cond.type_string());
+  }
+  if (!movable_dtype(x.dtype)) return ctx.unsupported_type(x.dtype);
+  const bool has_axis = ctx.node().has_attr("axis");
+  int axis = 0;
+  int64_t outer = 1, dim = x.numel(), inner = 1;
+  std::vector<int64_t> shape{0};
+  if (has_axis) {
+    StatusOr<int> a = normalize_axis(ctx.attr_int("axis", 0), x.rank());
+    if (!a.ok()) return ctx.out_of_range(a.status().message());
+    axis = *a;
+    dim = x.dim(axis);
+    for (int i = 0; i < axis; ++i) outer *= x.dim(i);
+    for (int i = axis + 1; i < x.rank(); ++i) inner *= x.dim(i);
+    shape = x.shape;
+  }
+  std::vector<int64_t> keep;
+  for (int64_t i = 0; i < cond.numel(); ++i) {
+    if (cond.get_int64(i) == 0) continue;
+    if (i >= dim) {
+      return ctx.out_of_range("condition selects index " + std::to_string(i) +
+                              " beyond the axis size " + std::to_string(dim));
+    }
+    keep.push_back(i);
+  }
+  const int64_t k = static_cast<int64_t>(keep.size());
+  shape[static_cast<size_t>(axis)] = k;
+  KILN_ASSIGN_OR_RETURN(DeviceTensor * y, ctx.allocate(0, x.dtype, shape));
+  if (y->numel() == 0) return Status::Ok();
+  KILN_ASSIGN_OR_RETURN(void* ws, ctx.workspace(static_cast<uint64_t>(k) * sizeof(int64_t)));
+  launch_upload(ws, keep.data(), keep.size() * sizeof(int64_t), ctx.stream());
+  launch_gather(x.data, ws, true, y->data, outer, dim, k, inner * element_size(x.dtype),
+                ctx.stream());
+  return ctx.check_launch("Compress");
+}
+
+std::string reverse_sequence_supports(const ir::Node& n) {
+  std::string r = check_data(n, {0}, true);
+  if (!r.empty()) return r;
+  return check_input(n, 1, {DType::kInt32, DType::kInt64});
+}
+
+Status reverse_sequence_run(KernelContext& ctx) {
+  const DeviceTensor& x = ctx.input(0);
+  if (!ctx.has_input(1)) return ctx.invalid("needs sequence_lens");
+  const Tensor& lens_t = ctx.host_input(1);
+  if (x.rank() < 2) return ctx.invalid("input must have rank >= 2");
+  if (!movable_dtype(x.dtype)) return ctx.unsupported_type(x.dtype);
+  const int64_t batch_axis = ctx.attr_int("batch_axis", 1);
+  const int64_t time_axis = ctx.attr_int("time_axis", 0);
+  if (!((batch_axis == 0 && time_axis == 1) || (batch_axis == 1 && time_axis == 0))) {
+    return ctx.invalid("batch_axis and time_axis must be 0 and 1 in some order");
+  }
+  const int64_t batch = x.dim(static_cast<int>(batch_axis));
+  const int64_t steps = x.dim(static_cast<int>(time_axis));
+  if (!cpu::is_index_dtype(lens_t.dtype()) || lens_t.rank() != 1 || lens_t.numel() != batch) {
+    return ctx.invalid("sequence_lens must be a 1-D int64 tensor of length " +
+                       std::to_string(batch) + ", got " + lens_t.type_string());
+  }
+  const std::vector<int64_t> lens = cpu::read_ints(lens_t);
+  for (size_t b = 0; b < lens.size(); ++b) {
+    if (lens[b] < 0 || lens[b] > steps) {
+      return ctx.out_of_range("sequence_lens[" + std::to_string(b) +
+                              "] = " + std::to_string(lens[b]) + " is outside [0, " +
+                              std::to_string(steps) + "]");
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(DeviceTensor * y, ctx.allocate(0, x.dtype, x.shape));
+  if (y->numel() == 0) return Status::Ok();
+  int64_t inner = 1;
+  for (int i = 2; i < x.rank(); ++i) inner *= x.dim(i);
+  KILN_ASSIGN_OR_RETURN(void* ws, ctx.workspace(lens.size() * sizeof(int64_t)));
+  launch_upload(ws, lens.data(), lens.size() * sizeof(int64_t), ctx.stream());
+  launch_reverse_sequence(x.data, y->data, static_cast<const int64_t*>(ws), batch, steps, inner,
+                          batch_axis == 0, element_size(x.dtype), ctx.stream());
+  return ctx.check_launch("ReverseSequence");
+}
+
+std::string tensor_scatter_supports(const ir::Node& n) {
+  std::string r = check_data(n, {0, 1}, true);
+  if (!r.empty()) return r;
+  const std::string mode = n.attr_string("mode", "linear");
+  if (mode != "linear" && mode != "circular") return "mode '" + mode + "'";
+  return check_input(n, 2, {DType::kInt32, DType::kInt64});
+}
+
+Status tensor_scatter_run(KernelContext& ctx) {
+  const DeviceTensor& past = ctx.input(0);
+  const DeviceTensor& upd = ctx.input(1);
+  if (upd.dtype != past.dtype || upd.rank() != past.rank() || past.rank() < 2) {
+    return ctx.invalid("past_cache " + shape_to_string(past.shape) + " and update " +
+                       shape_to_string(upd.shape) + " do not match");
+  }
+  if (!movable_dtype(past.dtype)) return ctx.unsupported_type(past.dtype);
+  StatusOr<int> axis = normalize_axis(ctx.attr_int("axis", -2), past.rank());
+  if (!axis.ok()) return ctx.out_of_range(axis.status().message());
+  if (*axis == 0) return ctx.invalid("axis cannot be the batch dimension");
+  const std::string mode = ctx.attr_string("mode", "linear");
+  if (mode != "linear" && mode != "circular") return ctx.unsupported("mode '" + mode + "'");
+  for (int d = 0; d < past.rank(); ++d) {
+    if (d != *axis && past.dim(d) != upd.dim(d)) {
+      return ctx.invalid("past_cache and update differ outside the sequence axis");
+    }
+  }
+  const int64_t max_seq = past.dim(*axis), seq = upd.dim(*axis), batch = past.dim(0);
+  if (seq > max_seq) return ctx.invalid("update is longer than the cache");
+  std::vector<int64_t> wi(static_cast<size_t>(batch), 0);
+  if (ctx.has_input(2)) {
+    const Tensor& w = ctx.host_input(2);
+    if (!cpu::is_index_dtype(w.dtype()) || w.rank() != 1 || w.numel() != batch) {
+      return ctx.invalid("write_indices must be a 1-D int64 tensor of length " +
+                         std::to_string(batch) + ", got " + w.type_string());
+    }
+    wi = cpu::read_ints(w);
+  }
+  for (size_t b = 0; b < wi.size(); ++b) {
+    const bool ok = mode == "circular" ? wi[b] >= 0 : wi[b] >= 0 && wi[b] <= max_seq - seq;
+    if (!ok) {
+      return ctx.out_of_range("write_indices[" + std::to_string(b) +
+                              "] = " + std::to_string(wi[b]) +
+                              " is out of range for cache length " + std::to_string(max_seq));
+    }
+  }
+  KILN_ASSIGN_OR_RETURN(DeviceTensor * y, ctx.allocate(0, past.dtype, past.shape));
+  if (y->numel() == 0) return Status::Ok();
+  KILN_CUDA_RETURN_IF_ERROR(
+      cudaMemcpyAsync(y->data, past.data, past.nbytes(), cudaMemcpyDeviceToDevice, ctx.stream()));
+  if (upd.numel() == 0) return Status::Ok();
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < *axis; ++d) outer *= past.dim(d);
+  for (int d = *axis + 1; d < past.rank(); ++d) inner *= past.dim(d);
+  const int64_t per_batch = batch == 0 ? 0 : outer / batch;
+  KILN_ASSIGN_OR_RETURN(void* ws, ctx.workspace(wi.size() * sizeof(int64_t)));
+  launch_upload(ws, wi.data(), wi.size() * sizeof(int64_t), ctx.stream());
+  launch_tensor_scatter(upd.data, y->data, static_cast<const int64_t*>(ws), outer, per_batch,
+                        max_seq, seq, inner, mode == "circular", element_size(past.dtype),
+                        ctx.stream());
+  return ctx.check_launch("TensorScatter");
+}
+
+void add(KernelRegistry& r, std::string_view op, SupportsFn s, RunFn f, uint64_t host = 0) {
+  KernelDef d;
+  d.domain = "";
+  d.op_type = op;
+  d.supports = s;
+  d.run = f;
+  d.host_inputs = host;
+  r.add(d);
+}
+
+}  // namespace
+
+void register_tensor_misc_kernels(KernelRegistry& r) {
+  add(r, "Shape", shape_supports, shape_run);
+  add(r, "Size", shape_supports, size_run);
+  add(r, "Constant", constant_supports, constant_run);
+  add(r, "Compress", compress_supports, compress_run, 0b10);
+  add(r, "ReverseSequence", reverse_sequence_supports, reverse_sequence_run, 0b10);
+  add(r, "TensorScatter", tensor_scatter_supports, tensor_scatter_run, 0b100);
+}
+
+}  // namespace kiln::cuda::tensor
