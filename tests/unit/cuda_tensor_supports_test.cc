@@ -51,7 +51,9 @@ const std::set<std::string>& tensor_ops() {
                                             "Constant",
                                             "Compress",
                                             "ReverseSequence",
-                                            "TensorScatter"};
+                                            "TensorScatter",
+                                            "GridSample",
+                                            "AffineGrid"};
   return ops;
 }
 

@@ -179,6 +179,33 @@ void launch_resize(const ResizePlan& p, DType dt, const void* x, void* y, int64_
 // Registration (tensor_kernels_resize.cc).
 void register_tensor_resize_kernels(KernelRegistry& r);
 
+// ---- GridSample / AffineGrid (tensor_sample.cu) ----
+inline constexpr int kMaxGridDims = 6;  // spatial dims
+enum class GridMode : int32_t { kNearest = 0, kLinear, kCubic };
+enum class GridPad : int32_t { kZeros = 0, kBorder, kReflection };
+struct GridPlan {
+  int32_t sd = 0;  // spatial dims
+  GridMode mode = GridMode::kLinear;
+  GridPad pad = GridPad::kZeros;
+  int32_t align = 0;
+  int64_t c = 0;
+  int64_t in_sp[kMaxGridDims] = {};
+  int64_t in_count = 0;   // product of in_sp
+  int64_t out_count = 0;  // product of the grid's spatial dims
+};
+// x [N, C, in_sp...], grid [N, out_sp..., sd] (same float dtype) -> y [N, C, out_sp...].
+void launch_grid_sample(const GridPlan& p, DType dt, const void* x, const void* grid, void* y,
+                        int64_t n, cudaStream_t s);
+struct AffinePlan {
+  int32_t sd = 0;
+  int32_t align = 0;
+  int64_t sp[kMaxGridDims] = {};
+  int64_t count = 0;  // product of sp
+};
+// theta [N, sd, sd + 1] -> y [N, sp..., sd].
+void launch_affine_grid(const AffinePlan& p, DType dt, const void* theta, void* y, int64_t n,
+                        cudaStream_t s);
+
 // ---- host helpers shared by the registration files (tensor_kernels.cc) ----
 
 // Element types the copy kernels move: fixed-size 1, 2, 4 or 8 bytes (no strings, no sub-byte).

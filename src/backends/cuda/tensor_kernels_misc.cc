@@ -1,7 +1,7 @@
 // CUDA kernels of the tensor family, misc sub-family (registration and host-side checks):
-// Shape, Size, Constant, Compress, ReverseSequence, TensorScatter. Small host data (shape
-// values, kept indices, sequence lengths, constants) reaches the device through launch_upload
-// (kernel parameters: no staging buffer, no synchronization).
+// Shape, Size, Constant, Compress, ReverseSequence, TensorScatter, GridSample, AffineGrid. Small
+// host data (shape values, kept indices, sequence lengths, constants) reaches the device through
+// launch_upload (kernel parameters: no staging buffer, no synchronization).
 #include <algorithm>
 
 #include "backends/cpu/tensor_util.h"
@@ -232,6 +232,133 @@ Status tensor_scatter_run(KernelContext& ctx) {
   return ctx.check_launch("TensorScatter");
 }
 
+bool float_dtype(DType t) {
+  return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16 ||
+         t == DType::kFloat64;
+}
+
+std::string float_inputs(const ir::Node& n, std::initializer_list<int> inputs) {
+  for (int i : inputs) {
+    std::string r =
+        check_input(n, i, {DType::kFloat32, DType::kFloat16, DType::kBFloat16, DType::kFloat64});
+    if (!r.empty()) return r;
+  }
+  return {};
+}
+
+std::string grid_sample_supports(const ir::Node& n) {
+  std::string r = float_inputs(n, {0, 1});
+  if (!r.empty()) return r;
+  const DType a = input_dtype(n, 0), b = input_dtype(n, 1);
+  if (a != DType::kUndefined && b != DType::kUndefined && a != b) {
+    return "X and grid of different dtypes";
+  }
+  std::string mode = n.attr_string("mode", n.opset < 20 ? "bilinear" : "linear");
+  if (mode != "bilinear" && mode != "linear" && mode != "bicubic" && mode != "cubic" &&
+      mode != "nearest") {
+    return "mode '" + mode + "'";
+  }
+  const std::string pad = n.attr_string("padding_mode", "zeros");
+  if (pad != "zeros" && pad != "border" && pad != "reflection") {
+    return "padding_mode '" + pad + "'";
+  }
+  return {};
+}
+
+Status grid_sample_run(KernelContext& ctx) {
+  const DeviceTensor& x = ctx.input(0);
+  const DeviceTensor& grid = ctx.input(1);
+  const int rank = x.rank();
+  const int sd = rank - 2;
+  if (rank < 3 || grid.rank() != rank || grid.dim(rank - 1) != sd || grid.dim(0) != x.dim(0)) {
+    return ctx.invalid("X " + shape_to_string(x.shape) + " and grid " +
+                       shape_to_string(grid.shape) + " do not match");
+  }
+  if (ctx.opset() < 20 && rank != 4) {
+    return ctx.invalid("GridSample before opset 20 takes 4-D input");
+  }
+  if (!float_dtype(x.dtype) || grid.dtype != x.dtype) return ctx.unsupported_type(grid.dtype);
+  std::string mode = ctx.attr_string("mode", ctx.opset() < 20 ? "bilinear" : "linear");
+  GridPlan p;
+  if (mode == "bilinear" || mode == "linear")
+    p.mode = GridMode::kLinear;
+  else if (mode == "bicubic" || mode == "cubic")
+    p.mode = GridMode::kCubic;
+  else if (mode == "nearest")
+    p.mode = GridMode::kNearest;
+  else
+    return ctx.unsupported("mode '" + mode + "'");
+  if (sd > kMaxGridDims) return ctx.unsupported("more than 6 spatial dims");
+  const std::string pad = ctx.attr_string("padding_mode", "zeros");
+  if (pad == "zeros")
+    p.pad = GridPad::kZeros;
+  else if (pad == "border")
+    p.pad = GridPad::kBorder;
+  else if (pad == "reflection")
+    p.pad = GridPad::kReflection;
+  else
+    return ctx.unsupported("padding_mode '" + pad + "'");
+  p.align = ctx.attr_int("align_corners", 0) != 0 ? 1 : 0;
+  p.sd = sd;
+  p.c = x.dim(1);
+  p.in_count = 1;
+  p.out_count = 1;
+  std::vector<int64_t> shape{x.dim(0), x.dim(1)};
+  for (int d = 0; d < sd; ++d) {
+    p.in_sp[d] = x.dim(d + 2);
+    p.in_count *= p.in_sp[d];
+    shape.push_back(grid.dim(d + 1));
+    p.out_count *= grid.dim(d + 1);
+  }
+  KILN_ASSIGN_OR_RETURN(DeviceTensor * y, ctx.allocate(0, x.dtype, shape));
+  if (y->numel() == 0) return Status::Ok();
+  launch_grid_sample(p, x.dtype, x.data, grid.data, y->data, y->numel(), ctx.stream());
+  return ctx.check_launch("GridSample");
+}
+
+std::string affine_grid_supports(const ir::Node& n) {
+  std::string r = float_inputs(n, {0});
+  if (!r.empty()) return r;
+  return check_input(n, 1, {DType::kInt64});
+}
+
+Status affine_grid_run(KernelContext& ctx) {
+  const DeviceTensor& theta = ctx.input(0);
+  if (!ctx.has_input(1)) return ctx.invalid("needs the size input");
+  const Tensor& size_t_ = ctx.host_input(1);
+  if (size_t_.dtype() != DType::kInt64 || size_t_.rank() != 1 ||
+      (size_t_.numel() != 4 && size_t_.numel() != 5)) {
+    return ctx.invalid("size must be a 1-D int64 tensor of 4 or 5 entries, got " +
+                       size_t_.type_string());
+  }
+  if (!float_dtype(theta.dtype)) return ctx.unsupported_type(theta.dtype);
+  const std::vector<int64_t> size = cpu::read_ints(size_t_);
+  const int sd = static_cast<int>(size.size()) - 2;
+  const int64_t n = size[0];
+  if (theta.rank() != 3 || theta.dim(0) != n || theta.dim(1) != sd || theta.dim(2) != sd + 1) {
+    return ctx.invalid("theta " + shape_to_string(theta.shape) + " does not match size " +
+                       shape_to_string(size));
+  }
+  AffinePlan p;
+  p.sd = sd;
+  p.align = ctx.attr_int("align_corners", 0) != 0 ? 1 : 0;
+  p.count = 1;
+  std::vector<int64_t> shape{n};
+  for (int d = 0; d < sd; ++d) {
+    const int64_t v = size[static_cast<size_t>(d + 2)];
+    if (v < 0) return ctx.invalid("size has a negative entry");
+    p.sp[d] = v;
+    p.count *= v;
+    shape.push_back(v);
+  }
+  shape.push_back(sd);
+  if (n < 0) return ctx.invalid("size has a negative entry");
+  KILN_ASSIGN_OR_RETURN(DeviceTensor * y, ctx.allocate(0, theta.dtype, shape));
+  if (y->numel() == 0) return Status::Ok();
+  launch_affine_grid(p, theta.dtype, theta.data, y->data, y->numel(), ctx.stream());
+  return ctx.check_launch("AffineGrid");
+}
+
 void add(KernelRegistry& r, std::string_view op, SupportsFn s, RunFn f, uint64_t host = 0) {
   KernelDef d;
   d.domain = "";
@@ -251,6 +378,8 @@ void register_tensor_misc_kernels(KernelRegistry& r) {
   add(r, "Compress", compress_supports, compress_run, 0b10);
   add(r, "ReverseSequence", reverse_sequence_supports, reverse_sequence_run, 0b10);
   add(r, "TensorScatter", tensor_scatter_supports, tensor_scatter_run, 0b100);
+  add(r, "GridSample", grid_sample_supports, grid_sample_run);
+  add(r, "AffineGrid", affine_grid_supports, affine_grid_run, 0b10);
 }
 
 }  // namespace kiln::cuda::tensor
