@@ -224,11 +224,16 @@ StatusOr<std::vector<int64_t>> host_ints(KernelContext& ctx, int i, const char* 
 // Row-major strides.
 std::vector<int64_t> strides_of(const std::vector<int64_t>& shape);
 int element_size(DType t);
+// Fails (unsupported) for ranks above kRank.
+Status rank_ok(KernelContext& ctx, const std::vector<int64_t>& shape);
+// A direct (no border) plan: output dims `out`, source strides per output dim.
+CopyPlan direct_plan(const std::vector<int64_t>& out, const std::vector<int64_t>& strides);
 // Launch plan copy of x into y (allocated), after simplification.
 void run_plan(CopyPlan p, const DeviceTensor& x, DeviceTensor* y, cudaStream_t s);
 
 // Registration of the index and misc sub-families (tensor_kernels_index.cc).
 void register_tensor_index_kernels(KernelRegistry& r);
 void register_tensor_misc_kernels(KernelRegistry& r);  // tensor_kernels_misc.cc
+void register_tensor_pad_kernels(KernelRegistry& r);   // tensor_kernels_pad.cc
 
 }  // namespace kiln::cuda::tensor
