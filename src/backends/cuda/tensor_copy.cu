@@ -32,21 +32,50 @@ __device__ __forceinline__ int64_t map_border(int64_t s, int64_t dim, Border b, 
   return 0;
 }
 
-template <typename U>
-__global__ void plan_kernel(CopyPlan p, const U* __restrict__ src, U* __restrict__ dst, int64_t n) {
+// I: the index type. int32_t when every index, offset and partial sum fits (plan_fits_32): 32-bit
+// division is several times cheaper than 64-bit.
+template <typename U, typename I>
+__global__ void plan_kernel(CopyPlan p, const U* __restrict__ src, U* __restrict__ dst, I n) {
   const U fill = static_cast<U>(p.fill);
-  KILN_GRID_STRIDE_LOOP(i, n) {
-    int64_t rem = i, off = p.base;
+  const I stride = static_cast<I>(blockDim.x) * static_cast<I>(gridDim.x);
+  for (I i = static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x);
+       i < n; i += stride) {
+    I rem = i, off = static_cast<I>(p.base);
     bool outside = false;
     for (int d = p.rank - 1; d >= 0; --d) {
-      const int64_t od = rem % p.out_dims[d];
-      rem /= p.out_dims[d];
-      int64_t s = p.start[d] + od * p.step[d];
-      if (p.border[d] != Border::kDirect) s = map_border(s, p.src_dims[d], p.border[d], &outside);
-      off += s * p.strides[d];
+      const I dim = static_cast<I>(p.out_dims[d]);
+      const I od = rem % dim;
+      rem /= dim;
+      if (p.border[d] == Border::kDirect) {
+        off += od * static_cast<I>(p.strides[d]);
+      } else {
+        int64_t s = p.start[d] + static_cast<int64_t>(od) * p.step[d];
+        s = map_border(s, p.src_dims[d], p.border[d], &outside);
+        off += static_cast<I>(s) * static_cast<I>(p.strides[d]);
+      }
     }
     dst[i] = outside ? fill : src[off];
   }
+}
+
+// True when plan_kernel may index in int32 (conservative bounds on every partial sum).
+bool plan_fits_32(const CopyPlan& p, int64_t n) {
+  constexpr int64_t kLimit = int64_t{1} << 30;
+  if (n > kLimit || p.base > kLimit) return false;
+  int64_t bound = p.base;
+  for (int d = 0; d < p.rank; ++d) {
+    const int64_t extent = p.out_dims[d] > p.src_dims[d] ? p.out_dims[d] : p.src_dims[d];
+    const int64_t st = p.strides[d] < 0 ? -p.strides[d] : p.strides[d];
+    if (extent > kLimit || st > kLimit) return false;
+    bound += extent * st;
+    if (bound > kLimit) return false;
+    if (p.border[d] != Border::kDirect) {
+      const int64_t a = p.start[d] < 0 ? -p.start[d] : p.start[d];
+      const int64_t b = p.step[d] < 0 ? -p.step[d] : p.step[d];
+      if (a > kLimit || b > kLimit || a + b * p.out_dims[d] > kLimit) return false;
+    }
+  }
+  return true;
 }
 
 // src [batch, rows, cols] -> dst [batch, cols, rows], 32x32 tiles through shared memory.
@@ -160,7 +189,13 @@ void launch_plan_t(const CopyPlan& p, const void* src, void* dst, int64_t n, cud
     return;
   }
   const Launch l = launch_for(n);
-  plan_kernel<U><<<l.grid, l.block, 0, s>>>(p, static_cast<const U*>(src), static_cast<U*>(dst), n);
+  if (plan_fits_32(p, n)) {
+    plan_kernel<U, int32_t><<<l.grid, l.block, 0, s>>>(
+        p, static_cast<const U*>(src), static_cast<U*>(dst), static_cast<int32_t>(n));
+  } else {
+    plan_kernel<U, int64_t>
+        <<<l.grid, l.block, 0, s>>>(p, static_cast<const U*>(src), static_cast<U*>(dst), n);
+  }
 }
 
 }  // namespace
