@@ -54,7 +54,8 @@ const std::set<std::string>& tensor_ops() {
                                             "ReverseSequence",
                                             "TensorScatter",
                                             "GridSample",
-                                            "AffineGrid"};
+                                            "AffineGrid",
+                                            "Unique"};
   return ops;
 }
 

@@ -1,8 +1,11 @@
 // CUDA kernels of the tensor family, misc sub-family (registration and host-side checks):
-// Shape, Size, Constant, Compress, ReverseSequence, TensorScatter, GridSample, AffineGrid. Small
+// Shape, Size, Constant, Compress, ReverseSequence, TensorScatter, GridSample, AffineGrid,
+// Unique. Small
 // host data (shape values, kept indices, sequence lengths, constants) reaches the device through
 // launch_upload (kernel parameters: no staging buffer, no synchronization).
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 
 #include "backends/cpu/tensor_util.h"
 #include "backends/cuda/cuda_util.h"
@@ -359,6 +362,136 @@ Status affine_grid_run(KernelContext& ctx) {
   return ctx.check_launch("AffineGrid");
 }
 
+// Unique: synchronizes. The input comes to the host, the groups are found there exactly as the
+// CPU reference finds them (stable sort of the slices along the axis), and the outputs go back
+// through launch_upload.
+int compare_elements(const Tensor& x, int64_t i, int64_t j) {
+  const DType t = x.dtype();
+  if (t == DType::kUInt64) {
+    const uint64_t a = static_cast<uint64_t>(x.get_int64(i)),
+                   b = static_cast<uint64_t>(x.get_int64(j));
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
+  if (is_integer(t) || t == DType::kBool) {
+    const int64_t a = x.get_int64(i), b = x.get_int64(j);
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
+  const double a = x.get_double(i), b = x.get_double(j);
+  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) ? (std::isnan(b) ? 0 : 1) : -1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+std::string unique_supports(const ir::Node& n) {
+  std::string r = check_data(n, {0}, true);
+  if (!r.empty()) return r;
+  if (is_complex(input_dtype(n, 0))) return "complex input";
+  return {};
+}
+
+Status upload_tensor(KernelContext& ctx, int out, const Tensor& t) {
+  KILN_ASSIGN_OR_RETURN(DeviceTensor * y, ctx.allocate(out, t.dtype(), t.shape()));
+  if (y->numel() == 0) return Status::Ok();
+  launch_upload(y->data, t.raw(), t.nbytes(), ctx.stream());
+  return ctx.check_launch("Unique upload");
+}
+
+Status unique_run(KernelContext& ctx) {
+  const DeviceTensor& xd = ctx.input(0);
+  if (!movable_dtype(xd.dtype) || is_complex(xd.dtype)) return ctx.unsupported_type(xd.dtype);
+  KILN_ASSIGN_OR_RETURN(Tensor x, Tensor::create(xd.dtype, xd.shape));
+  if (x.numel() > 0) {
+    KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(x.mutable_raw(), xd.data, x.nbytes(),
+                                              cudaMemcpyDeviceToHost, ctx.stream()));
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(ctx.stream()));
+  }
+  const bool sorted = ctx.attr_int("sorted", 1) != 0;
+  const bool has_axis = ctx.node().has_attr("axis");
+  int axis = 0;
+  int64_t outer = 1, dim = x.numel(), inner = 1;
+  if (has_axis) {
+    StatusOr<int> a = normalize_axis(ctx.attr_int("axis", 0), x.rank());
+    if (!a.ok()) return ctx.out_of_range(a.status().message());
+    axis = *a;
+    dim = x.dim(axis);
+    for (int i = 0; i < axis; ++i) outer *= x.dim(i);
+    for (int i = axis + 1; i < x.rank(); ++i) inner *= x.dim(i);
+  }
+  if (x.numel() == 0 && dim > 0) return ctx.unsupported("Unique over empty slices");
+  auto cmp = [&](int64_t a, int64_t b) {
+    for (int64_t o = 0; o < outer; ++o) {
+      for (int64_t k = 0; k < inner; ++k) {
+        const int c = compare_elements(x, (o * dim + a) * inner + k, (o * dim + b) * inner + k);
+        if (c != 0) return c;
+      }
+    }
+    return 0;
+  };
+  std::vector<int64_t> order(static_cast<size_t>(dim));
+  for (int64_t i = 0; i < dim; ++i) order[static_cast<size_t>(i)] = i;
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return cmp(a, b) < 0; });
+  std::vector<int64_t> group_first, group_count, group_of(static_cast<size_t>(dim));
+  for (size_t i = 0; i < order.size(); ++i) {
+    if (i == 0 || cmp(order[i - 1], order[i]) != 0) {
+      group_first.push_back(order[i]);
+      group_count.push_back(0);
+    }
+    group_count.back()++;
+    group_of[static_cast<size_t>(order[i])] = static_cast<int64_t>(group_first.size()) - 1;
+  }
+  const int64_t u = static_cast<int64_t>(group_first.size());
+  std::vector<int64_t> out_order(static_cast<size_t>(u));
+  for (int64_t r = 0; r < u; ++r) out_order[static_cast<size_t>(r)] = r;
+  if (!sorted) {
+    std::sort(out_order.begin(), out_order.end(), [&](int64_t a, int64_t b) {
+      return group_first[static_cast<size_t>(a)] < group_first[static_cast<size_t>(b)];
+    });
+  }
+  std::vector<int64_t> rank_of(static_cast<size_t>(u));
+  for (int64_t r = 0; r < u; ++r)
+    rank_of[static_cast<size_t>(out_order[static_cast<size_t>(r)])] = r;
+  std::vector<int64_t> shape{u};
+  if (has_axis) {
+    shape = x.shape();
+    shape[static_cast<size_t>(axis)] = u;
+  }
+  KILN_ASSIGN_OR_RETURN(Tensor y, Tensor::create(x.dtype(), shape));
+  const int64_t es = element_size(x.dtype());
+  for (int64_t r = 0; r < u; ++r) {
+    const int64_t src = group_first[static_cast<size_t>(out_order[static_cast<size_t>(r)])];
+    for (int64_t o = 0; o < outer; ++o) {
+      std::memcpy(static_cast<uint8_t*>(y.mutable_raw()) + (o * u + r) * inner * es,
+                  static_cast<const uint8_t*>(x.raw()) + (o * dim + src) * inner * es,
+                  static_cast<size_t>(inner * es));
+    }
+  }
+  KILN_RETURN_IF_ERROR(upload_tensor(ctx, 0, y));
+  std::vector<int64_t> v;
+  if (ctx.wants_output(1)) {
+    v.resize(static_cast<size_t>(u));
+    for (int64_t r = 0; r < u; ++r) {
+      v[static_cast<size_t>(r)] =
+          group_first[static_cast<size_t>(out_order[static_cast<size_t>(r)])];
+    }
+    KILN_RETURN_IF_ERROR(upload_ints(ctx, 1, v, {u}));
+  }
+  if (ctx.wants_output(2)) {
+    v.resize(static_cast<size_t>(dim));
+    for (int64_t i = 0; i < dim; ++i) {
+      v[static_cast<size_t>(i)] = rank_of[static_cast<size_t>(group_of[static_cast<size_t>(i)])];
+    }
+    KILN_RETURN_IF_ERROR(upload_ints(ctx, 2, v, {dim}));
+  }
+  if (ctx.wants_output(3)) {
+    v.resize(static_cast<size_t>(u));
+    for (int64_t r = 0; r < u; ++r) {
+      v[static_cast<size_t>(r)] =
+          group_count[static_cast<size_t>(out_order[static_cast<size_t>(r)])];
+    }
+    KILN_RETURN_IF_ERROR(upload_ints(ctx, 3, v, {u}));
+  }
+  return Status::Ok();
+}
+
 void add(KernelRegistry& r, std::string_view op, SupportsFn s, RunFn f, uint64_t host = 0) {
   KernelDef d;
   d.domain = "";
@@ -380,6 +513,13 @@ void register_tensor_misc_kernels(KernelRegistry& r) {
   add(r, "TensorScatter", tensor_scatter_supports, tensor_scatter_run, 0b100);
   add(r, "GridSample", grid_sample_supports, grid_sample_run);
   add(r, "AffineGrid", affine_grid_supports, affine_grid_run, 0b10);
+  KernelDef u;
+  u.domain = "";
+  u.op_type = "Unique";
+  u.supports = unique_supports;
+  u.run = unique_run;
+  u.synchronizes = true;
+  r.add(u);
 }
 
 }  // namespace kiln::cuda::tensor
