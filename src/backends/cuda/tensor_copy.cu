@@ -32,11 +32,20 @@ __device__ __forceinline__ int64_t map_border(int64_t s, int64_t dim, Border b, 
   return 0;
 }
 
+template <typename U>
+__device__ __forceinline__ U fill_value(uint64_t bits) {
+  if constexpr (sizeof(U) == 16) {
+    return U{};  // 16-byte plans have no constant border (simplify_plan)
+  } else {
+    return static_cast<U>(bits);
+  }
+}
+
 // I: the index type. int32_t when every index, offset and partial sum fits (plan_fits_32): 32-bit
 // division is several times cheaper than 64-bit.
 template <typename U, typename I>
 __global__ void plan_kernel(CopyPlan p, const U* __restrict__ src, U* __restrict__ dst, I n) {
-  const U fill = static_cast<U>(p.fill);
+  const U fill = fill_value<U>(p.fill);
   const I stride = static_cast<I>(blockDim.x) * static_cast<I>(gridDim.x);
   for (I i = static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x);
        i < n; i += stride) {
@@ -250,7 +259,11 @@ void simplify_plan(CopyPlan* p, const void* src, const void* dst) {
   // Widen the element over a contiguous innermost run.
   if (m.rank > 0 && m.border[m.rank - 1] == Border::kDirect && m.strides[m.rank - 1] == 1) {
     const int last = m.rank - 1;
-    for (int k = 8 / m.esize; k >= 2; k /= 2) {
+    // 16-byte elements only without constant borders (the fill pattern holds 8 bytes).
+    bool constant = false;
+    for (int d = 0; d < m.rank; ++d) constant = constant || m.border[d] == Border::kConstant;
+    const int widest = constant ? 8 : 16;
+    for (int k = widest / m.esize; k >= 2; k /= 2) {
       const int64_t w = static_cast<int64_t>(m.esize) * k;
       bool ok = m.out_dims[last] % k == 0 && m.base % k == 0 &&
                 reinterpret_cast<uintptr_t>(src) % static_cast<uintptr_t>(w) == 0 &&
@@ -282,8 +295,11 @@ void launch_plan(const CopyPlan& p, const void* src, void* dst, cudaStream_t s) 
     case 4:
       launch_plan_t<uint32_t>(p, src, dst, n, s);
       return;
-    default:
+    case 8:
       launch_plan_t<unsigned long long>(p, src, dst, n, s);
+      return;
+    default:
+      launch_plan_t<uint4>(p, src, dst, n, s);
       return;
   }
 }

@@ -27,7 +27,8 @@ enum class Border : int32_t {
 
 // Generic gather-copy: for every output multi-index o (row-major over out_dims), the source
 // element is base + sum_d map_d(start[d] + o_d * step[d]) * strides[d], where map_d applies
-// border[d] for coordinates outside [0, src_dims[d]). Elements are `esize` bytes (1, 2, 4, 8).
+// border[d] for coordinates outside [0, src_dims[d]). Elements are `esize` bytes (1, 2, 4, 8;
+// simplify_plan may widen to 16).
 struct CopyPlan {
   int32_t rank = 0;
   int32_t esize = 0;
