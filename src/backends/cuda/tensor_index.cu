@@ -38,15 +38,17 @@ int unit_for(int64_t bytes, const void* a, const void* b) {
 
 // ------------------------------------------------------------------------------- Gather
 
-template <typename U>
+// I: the index type (int32_t when the output and the data both have at most 2^30 units).
+template <typename U, typename I>
 __global__ void gather_kernel(const U* __restrict__ x, const void* __restrict__ idx, bool idx64,
-                              U* __restrict__ y, int64_t dim, int64_t nidx, int64_t inner,
-                              int64_t n) {
-  KILN_GRID_STRIDE_LOOP(i, n) {
-    const int64_t r = i % inner;
-    const int64_t t = i / inner;
-    const int64_t j = t % nidx, o = t / nidx;
-    const int64_t v = clamp_index(load_index(idx, idx64, j), dim);
+                              U* __restrict__ y, I dim, I nidx, I inner, I n) {
+  const I stride = static_cast<I>(blockDim.x) * static_cast<I>(gridDim.x);
+  for (I i = static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x);
+       i < n; i += stride) {
+    const I r = i % inner;
+    const I t = i / inner;
+    const I j = t % nidx, o = t / nidx;
+    const I v = static_cast<I>(clamp_index(load_index(idx, idx64, j), dim));
     y[i] = x[(o * dim + v) * inner + r];
   }
 }
@@ -57,8 +59,15 @@ void gather_t(const void* x, const void* idx, bool idx64, void* y, int64_t outer
   const int64_t inner = inner_bytes / static_cast<int64_t>(sizeof(U));
   const int64_t n = outer * nidx * inner;
   const Launch l = launch_for(n);
-  gather_kernel<U><<<l.grid, l.block, 0, s>>>(static_cast<const U*>(x), idx, idx64,
-                                              static_cast<U*>(y), dim, nidx, inner, n);
+  constexpr int64_t kLimit = int64_t{1} << 30;
+  if (n <= kLimit && outer * dim * inner <= kLimit) {
+    gather_kernel<U, int32_t><<<l.grid, l.block, 0, s>>>(
+        static_cast<const U*>(x), idx, idx64, static_cast<U*>(y), static_cast<int32_t>(dim),
+        static_cast<int32_t>(nidx), static_cast<int32_t>(inner), static_cast<int32_t>(n));
+  } else {
+    gather_kernel<U, int64_t><<<l.grid, l.block, 0, s>>>(static_cast<const U*>(x), idx, idx64,
+                                                         static_cast<U*>(y), dim, nidx, inner, n);
+  }
 }
 
 // ------------------------------------------------------------------------ GatherElements
