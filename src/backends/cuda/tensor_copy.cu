@@ -2,6 +2,7 @@
 // (Transpose, Slice, Expand, Tile, Pad, DepthToSpace, SpaceToDepth), a shared-memory tiled
 // batched 2-D transpose, batched row copies (Concat, Split) and a fill.
 #include <cstdint>
+#include <cstring>
 
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/tensor_internal.h"
@@ -32,20 +33,58 @@ __device__ __forceinline__ int64_t map_border(int64_t s, int64_t dim, Border b, 
 }
 
 template <typename U>
-__global__ void plan_kernel(CopyPlan p, const U* __restrict__ src, U* __restrict__ dst, int64_t n) {
-  const U fill = static_cast<U>(p.fill);
-  KILN_GRID_STRIDE_LOOP(i, n) {
-    int64_t rem = i, off = p.base;
+__device__ __forceinline__ U fill_value(uint64_t bits) {
+  if constexpr (sizeof(U) == 16) {
+    return U{};  // 16-byte plans have no constant border (simplify_plan)
+  } else {
+    return static_cast<U>(bits);
+  }
+}
+
+// I: the index type. int32_t when every index, offset and partial sum fits (plan_fits_32): 32-bit
+// division is several times cheaper than 64-bit.
+template <typename U, typename I>
+__global__ void plan_kernel(CopyPlan p, const U* __restrict__ src, U* __restrict__ dst, I n) {
+  const U fill = fill_value<U>(p.fill);
+  const I stride = static_cast<I>(blockDim.x) * static_cast<I>(gridDim.x);
+  for (I i = static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x);
+       i < n; i += stride) {
+    I rem = i, off = static_cast<I>(p.base);
     bool outside = false;
     for (int d = p.rank - 1; d >= 0; --d) {
-      const int64_t od = rem % p.out_dims[d];
-      rem /= p.out_dims[d];
-      int64_t s = p.start[d] + od * p.step[d];
-      if (p.border[d] != Border::kDirect) s = map_border(s, p.src_dims[d], p.border[d], &outside);
-      off += s * p.strides[d];
+      const I dim = static_cast<I>(p.out_dims[d]);
+      const I od = rem % dim;
+      rem /= dim;
+      if (p.border[d] == Border::kDirect) {
+        off += od * static_cast<I>(p.strides[d]);
+      } else {
+        int64_t s = p.start[d] + static_cast<int64_t>(od) * p.step[d];
+        s = map_border(s, p.src_dims[d], p.border[d], &outside);
+        off += static_cast<I>(s) * static_cast<I>(p.strides[d]);
+      }
     }
     dst[i] = outside ? fill : src[off];
   }
+}
+
+// True when plan_kernel may index in int32 (conservative bounds on every partial sum).
+bool plan_fits_32(const CopyPlan& p, int64_t n) {
+  constexpr int64_t kLimit = int64_t{1} << 30;
+  if (n > kLimit || p.base > kLimit) return false;
+  int64_t bound = p.base;
+  for (int d = 0; d < p.rank; ++d) {
+    const int64_t extent = p.out_dims[d] > p.src_dims[d] ? p.out_dims[d] : p.src_dims[d];
+    const int64_t st = p.strides[d] < 0 ? -p.strides[d] : p.strides[d];
+    if (extent > kLimit || st > kLimit) return false;
+    bound += extent * st;
+    if (bound > kLimit) return false;
+    if (p.border[d] != Border::kDirect) {
+      const int64_t a = p.start[d] < 0 ? -p.start[d] : p.start[d];
+      const int64_t b = p.step[d] < 0 ? -p.step[d] : p.step[d];
+      if (a > kLimit || b > kLimit || a + b * p.out_dims[d] > kLimit) return false;
+    }
+  }
+  return true;
 }
 
 // src [batch, rows, cols] -> dst [batch, cols, rows], 32x32 tiles through shared memory.
@@ -95,6 +134,15 @@ __global__ void rows_kernel(RowBatch b, int64_t outer) {
     const int64_t o = i / p.row, r = i - o * p.row;
     dst[o * p.dst_row + r] = src[o * p.src_row + r];
   }
+}
+
+constexpr int kUploadBytes = 3840;  // kernel parameters stay under 4 KB
+struct UploadChunk {
+  unsigned char bytes[kUploadBytes];
+};
+
+__global__ void upload_kernel(UploadChunk c, unsigned char* dst, int n) {
+  for (int i = threadIdx.x; i < n; i += blockDim.x) dst[i] = c.bytes[i];
 }
 
 template <typename U>
@@ -150,7 +198,13 @@ void launch_plan_t(const CopyPlan& p, const void* src, void* dst, int64_t n, cud
     return;
   }
   const Launch l = launch_for(n);
-  plan_kernel<U><<<l.grid, l.block, 0, s>>>(p, static_cast<const U*>(src), static_cast<U*>(dst), n);
+  if (plan_fits_32(p, n)) {
+    plan_kernel<U, int32_t><<<l.grid, l.block, 0, s>>>(
+        p, static_cast<const U*>(src), static_cast<U*>(dst), static_cast<int32_t>(n));
+  } else {
+    plan_kernel<U, int64_t>
+        <<<l.grid, l.block, 0, s>>>(p, static_cast<const U*>(src), static_cast<U*>(dst), n);
+  }
 }
 
 }  // namespace
@@ -205,7 +259,11 @@ void simplify_plan(CopyPlan* p, const void* src, const void* dst) {
   // Widen the element over a contiguous innermost run.
   if (m.rank > 0 && m.border[m.rank - 1] == Border::kDirect && m.strides[m.rank - 1] == 1) {
     const int last = m.rank - 1;
-    for (int k = 8 / m.esize; k >= 2; k /= 2) {
+    // 16-byte elements only without constant borders (the fill pattern holds 8 bytes).
+    bool constant = false;
+    for (int d = 0; d < m.rank; ++d) constant = constant || m.border[d] == Border::kConstant;
+    const int widest = constant ? 8 : 16;
+    for (int k = widest / m.esize; k >= 2; k /= 2) {
       const int64_t w = static_cast<int64_t>(m.esize) * k;
       bool ok = m.out_dims[last] % k == 0 && m.base % k == 0 &&
                 reinterpret_cast<uintptr_t>(src) % static_cast<uintptr_t>(w) == 0 &&
@@ -237,8 +295,11 @@ void launch_plan(const CopyPlan& p, const void* src, void* dst, cudaStream_t s) 
     case 4:
       launch_plan_t<uint32_t>(p, src, dst, n, s);
       return;
-    default:
+    case 8:
       launch_plan_t<unsigned long long>(p, src, dst, n, s);
+      return;
+    default:
+      launch_plan_t<uint4>(p, src, dst, n, s);
       return;
   }
 }
@@ -285,6 +346,18 @@ void launch_rows(const std::vector<RowPiece>& pieces, int64_t outer, cudaStream_
         rows_kernel<uint8_t><<<grid, l.block, 0, s>>>(b, outer);
         break;
     }
+  }
+}
+
+void launch_upload(void* dst, const void* src, uint64_t bytes, cudaStream_t s) {
+  const unsigned char* from = static_cast<const unsigned char*>(src);
+  unsigned char* to = static_cast<unsigned char*>(dst);
+  for (uint64_t first = 0; first < bytes; first += kUploadBytes) {
+    const uint64_t left = bytes - first;
+    const int n = static_cast<int>(left < kUploadBytes ? left : kUploadBytes);
+    UploadChunk c;
+    memcpy(c.bytes, from + first, static_cast<size_t>(n));
+    upload_kernel<<<1, 256, 0, s>>>(c, to + first, n);
   }
 }
 

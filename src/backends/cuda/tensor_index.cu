@@ -38,15 +38,17 @@ int unit_for(int64_t bytes, const void* a, const void* b) {
 
 // ------------------------------------------------------------------------------- Gather
 
-template <typename U>
+// I: the index type (int32_t when the output and the data both have at most 2^30 units).
+template <typename U, typename I>
 __global__ void gather_kernel(const U* __restrict__ x, const void* __restrict__ idx, bool idx64,
-                              U* __restrict__ y, int64_t dim, int64_t nidx, int64_t inner,
-                              int64_t n) {
-  KILN_GRID_STRIDE_LOOP(i, n) {
-    const int64_t r = i % inner;
-    const int64_t t = i / inner;
-    const int64_t j = t % nidx, o = t / nidx;
-    const int64_t v = clamp_index(load_index(idx, idx64, j), dim);
+                              U* __restrict__ y, I dim, I nidx, I inner, I n) {
+  const I stride = static_cast<I>(blockDim.x) * static_cast<I>(gridDim.x);
+  for (I i = static_cast<I>(blockIdx.x) * static_cast<I>(blockDim.x) + static_cast<I>(threadIdx.x);
+       i < n; i += stride) {
+    const I r = i % inner;
+    const I t = i / inner;
+    const I j = t % nidx, o = t / nidx;
+    const I v = static_cast<I>(clamp_index(load_index(idx, idx64, j), dim));
     y[i] = x[(o * dim + v) * inner + r];
   }
 }
@@ -57,8 +59,15 @@ void gather_t(const void* x, const void* idx, bool idx64, void* y, int64_t outer
   const int64_t inner = inner_bytes / static_cast<int64_t>(sizeof(U));
   const int64_t n = outer * nidx * inner;
   const Launch l = launch_for(n);
-  gather_kernel<U><<<l.grid, l.block, 0, s>>>(static_cast<const U*>(x), idx, idx64,
-                                              static_cast<U*>(y), dim, nidx, inner, n);
+  constexpr int64_t kLimit = int64_t{1} << 30;
+  if (n <= kLimit && outer * dim * inner <= kLimit) {
+    gather_kernel<U, int32_t><<<l.grid, l.block, 0, s>>>(
+        static_cast<const U*>(x), idx, idx64, static_cast<U*>(y), static_cast<int32_t>(dim),
+        static_cast<int32_t>(nidx), static_cast<int32_t>(inner), static_cast<int32_t>(n));
+  } else {
+    gather_kernel<U, int64_t><<<l.grid, l.block, 0, s>>>(static_cast<const U*>(x), idx, idx64,
+                                                         static_cast<U*>(y), dim, nidx, inner, n);
+  }
 }
 
 // ------------------------------------------------------------------------ GatherElements
@@ -198,6 +207,37 @@ __global__ void scatter_nd_kernel(NdPlan p, const void* __restrict__ idx, bool i
     } else {
       atomic_combine<T>(y + off * slice + e, upd[i], r);
     }
+  }
+}
+
+// --------------------------------------------------------- ReverseSequence / TensorScatter
+
+template <typename U>
+__global__ void reverse_sequence_kernel(const U* __restrict__ x, U* __restrict__ y,
+                                        const int64_t* __restrict__ lens, int64_t batch,
+                                        int64_t steps, int64_t inner, bool batch_major, int64_t n) {
+  KILN_GRID_STRIDE_LOOP(i, n) {
+    const int64_t r = i % inner, q = i / inner;
+    const int64_t b = batch_major ? q / steps : q % batch;
+    const int64_t t = batch_major ? q % steps : q / batch;
+    const int64_t len = lens[b];
+    const int64_t src_t = t < len ? len - 1 - t : t;
+    const int64_t sq = batch_major ? b * steps + src_t : src_t * batch + b;
+    y[i] = x[sq * inner + r];
+  }
+}
+
+template <typename U>
+__global__ void tensor_scatter_kernel(const U* __restrict__ upd, U* __restrict__ y,
+                                      const int64_t* __restrict__ wi, int64_t per_batch,
+                                      int64_t max_seq, int64_t seq, int64_t inner, bool circular,
+                                      int64_t n) {
+  KILN_GRID_STRIDE_LOOP(i, n) {
+    const int64_t r = i % inner, q = i / inner;
+    const int64_t s = q % seq, o = q / seq;
+    const int64_t w = wi[per_batch > 0 ? o / per_batch : 0];
+    const int64_t t = circular ? (w % max_seq + s) % max_seq : w + s;
+    y[(o * max_seq + t) * inner + r] = upd[i];
   }
 }
 
@@ -541,6 +581,54 @@ void launch_scatter_nd(const NdPlan& p, const void* idx, bool idx64, const void*
     using T = decltype(tag);
     scatter_nd_kernel<T><<<l.grid, l.block, 0, s>>>(p, idx, idx64, static_cast<const T*>(upd),
                                                     static_cast<T*>(y), slice, n, red);
+  });
+}
+
+namespace {
+// Runs f(U{}) for the unsigned type of esize bytes.
+template <typename F>
+void by_size(int esize, F&& f) {
+  switch (esize) {
+    case 1:
+      f(uint8_t{});
+      return;
+    case 2:
+      f(uint16_t{});
+      return;
+    case 4:
+      f(uint32_t{});
+      return;
+    default:
+      f(static_cast<unsigned long long>(0));
+      return;
+  }
+}
+}  // namespace
+
+void launch_reverse_sequence(const void* x, void* y, const int64_t* lens, int64_t batch,
+                             int64_t steps, int64_t inner, bool batch_major, int esize,
+                             cudaStream_t s) {
+  const int64_t n = batch * steps * inner;
+  if (n <= 0) return;
+  const Launch l = launch_for(n);
+  by_size(esize, [&](auto tag) {
+    using U = decltype(tag);
+    reverse_sequence_kernel<U><<<l.grid, l.block, 0, s>>>(
+        static_cast<const U*>(x), static_cast<U*>(y), lens, batch, steps, inner, batch_major, n);
+  });
+}
+
+void launch_tensor_scatter(const void* upd, void* y, const int64_t* write_idx, int64_t outer,
+                           int64_t per_batch, int64_t max_seq, int64_t seq, int64_t inner,
+                           bool circular, int esize, cudaStream_t s) {
+  const int64_t n = outer * seq * inner;
+  if (n <= 0) return;
+  const Launch l = launch_for(n);
+  by_size(esize, [&](auto tag) {
+    using U = decltype(tag);
+    tensor_scatter_kernel<U><<<l.grid, l.block, 0, s>>>(static_cast<const U*>(upd),
+                                                        static_cast<U*>(y), write_idx, per_batch,
+                                                        max_seq, seq, inner, circular, n);
   });
 }
 

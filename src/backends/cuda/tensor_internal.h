@@ -27,7 +27,8 @@ enum class Border : int32_t {
 
 // Generic gather-copy: for every output multi-index o (row-major over out_dims), the source
 // element is base + sum_d map_d(start[d] + o_d * step[d]) * strides[d], where map_d applies
-// border[d] for coordinates outside [0, src_dims[d]). Elements are `esize` bytes (1, 2, 4, 8).
+// border[d] for coordinates outside [0, src_dims[d]). Elements are `esize` bytes (1, 2, 4, 8;
+// simplify_plan may widen to 16).
 struct CopyPlan {
   int32_t rank = 0;
   int32_t esize = 0;
@@ -60,6 +61,12 @@ void launch_rows(const std::vector<RowPiece>& pieces, int64_t outer, cudaStream_
 
 // Fills n elements of esize bytes with `bits`.
 void launch_fill(void* dst, int64_t n, int esize, uint64_t bits, cudaStream_t s);
+
+// Copies `bytes` of host memory to device memory in stream order without a staging buffer or a
+// synchronization: the bytes travel as kernel parameters (one launch per ~3.8 KB), so `src` may
+// be freed as soon as this returns and the copy can be captured into a CUDA graph. For small data
+// (shapes, index lists, constants).
+void launch_upload(void* dst, const void* src, uint64_t bytes, cudaStream_t s);
 
 // ---- index family (tensor_index.cu) ----
 
@@ -102,6 +109,16 @@ void launch_scatter_nd(const NdPlan& p, const void* idx, bool idx64, const void*
                        int64_t tuples, int64_t slice, int esize, Reduce red, NumKind kind,
                        cudaStream_t s);
 
+// ReverseSequence on [steps, batch, inner] (time-major) or [batch, steps, inner]: the first
+// lens[b] steps of sequence b reversed (lens on the device, validated by the caller).
+void launch_reverse_sequence(const void* x, void* y, const int64_t* lens, int64_t batch,
+                             int64_t steps, int64_t inner, bool batch_major, int esize,
+                             cudaStream_t s);
+// TensorScatter: y (a copy of the cache [outer, max_seq, inner]) gets update [outer, seq, inner]
+// at sequence positions from write_indices (per batch = outer / per_batch; on the device).
+void launch_tensor_scatter(const void* upd, void* y, const int64_t* write_idx, int64_t outer,
+                           int64_t per_batch, int64_t max_seq, int64_t seq, int64_t inner,
+                           bool circular, int esize, cudaStream_t s);
 // Trilu: keeps elements with (j - i) >= k (upper) or <= k (lower), zero elsewhere.
 void launch_trilu(const void* x, void* y, int64_t mats, int64_t rows, int64_t cols, int64_t k,
                   bool upper, int esize, cudaStream_t s);
@@ -163,6 +180,33 @@ void launch_resize(const ResizePlan& p, DType dt, const void* x, void* y, int64_
 // Registration (tensor_kernels_resize.cc).
 void register_tensor_resize_kernels(KernelRegistry& r);
 
+// ---- GridSample / AffineGrid (tensor_sample.cu) ----
+inline constexpr int kMaxGridDims = 6;  // spatial dims
+enum class GridMode : int32_t { kNearest = 0, kLinear, kCubic };
+enum class GridPad : int32_t { kZeros = 0, kBorder, kReflection };
+struct GridPlan {
+  int32_t sd = 0;  // spatial dims
+  GridMode mode = GridMode::kLinear;
+  GridPad pad = GridPad::kZeros;
+  int32_t align = 0;
+  int64_t c = 0;
+  int64_t in_sp[kMaxGridDims] = {};
+  int64_t in_count = 0;   // product of in_sp
+  int64_t out_count = 0;  // product of the grid's spatial dims
+};
+// x [N, C, in_sp...], grid [N, out_sp..., sd] (same float dtype) -> y [N, C, out_sp...].
+void launch_grid_sample(const GridPlan& p, DType dt, const void* x, const void* grid, void* y,
+                        int64_t n, cudaStream_t s);
+struct AffinePlan {
+  int32_t sd = 0;
+  int32_t align = 0;
+  int64_t sp[kMaxGridDims] = {};
+  int64_t count = 0;  // product of sp
+};
+// theta [N, sd, sd + 1] -> y [N, sp..., sd].
+void launch_affine_grid(const AffinePlan& p, DType dt, const void* theta, void* y, int64_t n,
+                        cudaStream_t s);
+
 // ---- host helpers shared by the registration files (tensor_kernels.cc) ----
 
 // Element types the copy kernels move: fixed-size 1, 2, 4 or 8 bytes (no strings, no sub-byte).
@@ -181,10 +225,16 @@ StatusOr<std::vector<int64_t>> host_ints(KernelContext& ctx, int i, const char* 
 // Row-major strides.
 std::vector<int64_t> strides_of(const std::vector<int64_t>& shape);
 int element_size(DType t);
+// Fails (unsupported) for ranks above kRank.
+Status rank_ok(KernelContext& ctx, const std::vector<int64_t>& shape);
+// A direct (no border) plan: output dims `out`, source strides per output dim.
+CopyPlan direct_plan(const std::vector<int64_t>& out, const std::vector<int64_t>& strides);
 // Launch plan copy of x into y (allocated), after simplification.
 void run_plan(CopyPlan p, const DeviceTensor& x, DeviceTensor* y, cudaStream_t s);
 
-// Registration of the index sub-family (tensor_kernels_index.cc).
+// Registration of the index and misc sub-families (tensor_kernels_index.cc).
 void register_tensor_index_kernels(KernelRegistry& r);
+void register_tensor_misc_kernels(KernelRegistry& r);  // tensor_kernels_misc.cc
+void register_tensor_pad_kernels(KernelRegistry& r);   // tensor_kernels_pad.cc
 
 }  // namespace kiln::cuda::tensor

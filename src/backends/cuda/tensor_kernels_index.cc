@@ -551,6 +551,7 @@ void register_tensor_index_kernels(KernelRegistry& r) {
   add(r, "Range", range_supports, range_run, 0b111);
   add(r, "NonZero", nonzero_supports, nonzero_run, 0, true);
   register_tensor_resize_kernels(r);
+  register_tensor_misc_kernels(r);
 }
 
 }  // namespace kiln::cuda::tensor
