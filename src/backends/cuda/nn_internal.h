@@ -160,6 +160,39 @@ struct AttentionScoreArgs {
 };
 Status launch_attention_scores(KernelContext& ctx, const AttentionScoreArgs& a);
 
+// ---- RNN / GRU / LSTM cells (misc_rnn.cu) ----
+
+// One time step of one direction for every batch entry: thread (b, j) reads the precomputed
+// input projection xw (row `xw_row(t, b)`, G*H wide), the recurrent projection hr [batch, G*H]
+// and updates h/c [batch, H] in place; writes Y (when non-null) at its layout position, zero
+// for steps beyond sequence_lens[b]. kind: 0 RNN, 1 GRU, 2 LSTM. GRU without
+// linear_before_reset runs in two phases: phase 1 writes z and r*h (into z_buf and rh_buf),
+// phase 2 (after the caller's GEMM rhr = rh_buf * Rh^T) finishes the step.
+struct RnnStepArgs {
+  DType dtype = DType::kFloat32;
+  int kind = 0;
+  int phase = 0;  // GRU without linear_before_reset: 1 or 2; else 0 (single phase)
+  int64_t t = 0, seq = 0, batch = 0, hidden = 0, num_dir = 1, dir = 0;
+  int layout = 0;
+  const void* xw = nullptr;  // [seq*batch rows in X order, G*H]
+  const void* hr = nullptr;  // [batch, G*H]
+  const void* wb = nullptr;  // [G*H] or null
+  const void* rb = nullptr;  // [G*H] or null
+  const void* p = nullptr;   // LSTM peepholes [3H] or null
+  void* h = nullptr;         // [batch, H]
+  void* c = nullptr;         // LSTM [batch, H]
+  void* y = nullptr;         // Y or null
+  void* z_buf = nullptr;     // GRU phase buffers [batch, H]
+  void* rh_buf = nullptr;
+  const void* rhr = nullptr;  // GRU phase 2: [batch, H]
+  const int32_t* lens = nullptr;
+  bool has_clip = false;
+  float clip = 0.f;
+  bool input_forget = false;
+  bool linear_before_reset = false;
+};
+Status launch_rnn_step(KernelContext& ctx, const RnnStepArgs& a);
+
 // Registration of the nn sub-families (called from register_nn_kernels).
 void register_matmul_kernels(KernelRegistry& r);
 void register_conv_kernels(KernelRegistry& r);
@@ -168,5 +201,6 @@ void register_norm_kernels(KernelRegistry& r);
 // Einsum (misc_einsum.cc) and Attention (misc_attention.cc), registered by the misc family.
 void register_einsum_kernels(KernelRegistry& r);
 void register_attention_kernels(KernelRegistry& r);
+void register_rnn_kernels(KernelRegistry& r);
 
 }  // namespace kiln::cuda
