@@ -150,7 +150,11 @@ Status rnn_run(KernelContext& ctx) {
   const uint64_t hr_b = align_up(dtype_storage_bytes(dt, static_cast<uint64_t>(batch * gh)));
   const uint64_t bh_b = align_up(dtype_storage_bytes(dt, static_cast<uint64_t>(batch * hidden)));
   const bool two_phase = kind == 1 && !lbr;
-  const uint64_t total = xw_b + 2 * st_b + hr_b + (two_phase ? 3 * bh_b : 0);
+  const uint64_t own = xw_b + 2 * st_b + hr_b + (two_phase ? 3 * bh_b : 0);
+  GemmWorkspace gws;
+  gws.external = true;
+  gws.bytes = gemm_workspace_budget(ctx, own);
+  const uint64_t total = own + gws.bytes;
   KILN_ASSIGN_OR_RETURN(void* wsv, ctx.workspace(total));
   char* ws = static_cast<char*>(wsv);
   void* xw = ws;
@@ -160,6 +164,7 @@ Status rnn_run(KernelContext& ctx) {
   void* zb = ws + xw_b + 2 * st_b + hr_b;
   void* rhb = static_cast<char*>(zb) + bh_b;
   void* rhr = static_cast<char*>(rhb) + bh_b;
+  gws.ptr = ws + own;
 
   // Initial states as [num_dir, batch, hidden].
   auto load_state = [&](int input, void* dst) -> Status {
@@ -197,6 +202,7 @@ Status rnn_run(KernelContext& ctx) {
     g.a = X.data;
     g.b = wd;
     g.c = xw;
+    g.ws = gws;
     if (in_size == 0) {
       KILN_RETURN_IF_ERROR(fill_float(ctx, dt, xw, seq * batch * gh, 0.0));
     } else {
@@ -244,6 +250,7 @@ Status rnn_run(KernelContext& ctx) {
       gr.a = hd;
       gr.b = rd;
       gr.c = hr;
+      gr.ws = gws;
       KILN_RETURN_IF_ERROR(gemm(ctx, gr));
       if (!two_phase) {
         a.phase = 0;

@@ -13,6 +13,17 @@ namespace kiln::cuda {
 
 // ---- GEMM (nn_matmul.cc) ----
 
+// Scratch for cuBLASLt. Kernels call ctx.workspace() at most once per run (the executor may
+// hand out one arena), so a kernel that holds scratch of its own reserves a slice for the GEMMs
+// and passes it here; `external` false lets gemm() take ctx.workspace() itself.
+struct GemmWorkspace {
+  void* ptr = nullptr;
+  uint64_t bytes = 0;
+  bool external = false;
+};
+// Bytes to reserve for GEMM scratch next to `used` bytes of a kernel's own scratch.
+uint64_t gemm_workspace_budget(const KernelContext& ctx, uint64_t used);
+
 // Row-major C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b] (+ bias[n] per column), for
 // b < batch; op(A) is m x k, op(B) is k x n. A, B, C share `dtype` (float32, float16, bfloat16,
 // float64); accumulation in float (double for float64). Leading dims are row-major (elements
@@ -30,6 +41,7 @@ struct GemmArgs {
   const void* b = nullptr;
   void* c = nullptr;
   const void* bias = nullptr;
+  GemmWorkspace ws;
 };
 Status gemm(KernelContext& ctx, const GemmArgs& g);
 
@@ -39,7 +51,8 @@ Status batched_matmul(KernelContext& ctx, DType dtype, const void* a,
                       const std::vector<int64_t>& a_batch, const void* b,
                       const std::vector<int64_t>& b_batch, void* c,
                       const std::vector<int64_t>& out_batch, int64_t m, int64_t n, int64_t k,
-                      bool trans_a = false, bool trans_b = false, double alpha = 1.0);
+                      bool trans_a = false, bool trans_b = false, double alpha = 1.0,
+                      GemmWorkspace ws = {});
 
 // True for the dtypes the GEMM handles.
 bool gemm_dtype_ok(DType t);

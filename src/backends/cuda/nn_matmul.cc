@@ -87,6 +87,12 @@ bool fits_int32(int64_t v) {
 
 }  // namespace
 
+uint64_t gemm_workspace_budget(const KernelContext& ctx, uint64_t used) {
+  const uint64_t limit = ctx.workspace_limit();
+  const uint64_t room = limit > used ? limit - used : 0;
+  return std::min<uint64_t>(room, 32ull << 20) & ~uint64_t{255};
+}
+
 bool gemm_dtype_ok(DType t) {
   return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16 ||
          t == DType::kFloat64;
@@ -161,7 +167,8 @@ Status gemm(KernelContext& ctx, const GemmArgs& g) {
   cublasLtMatmulPreference_t raw_pref = nullptr;
   KILN_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&raw_pref));
   PrefPtr pref(raw_pref);
-  const uint64_t max_ws = std::min<uint64_t>(ctx.workspace_limit(), 64ull << 20);
+  const uint64_t max_ws =
+      g.ws.external ? g.ws.bytes : std::min<uint64_t>(ctx.workspace_limit(), 64ull << 20);
   KILN_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceSetAttribute(
       raw_pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_ws, sizeof(max_ws)));
   // Pointers (batch strides included) may be less aligned than the default assumption.
@@ -203,7 +210,10 @@ Status gemm(KernelContext& ctx, const GemmArgs& g) {
   if (ctx.tactic() >= 0 && ctx.tactic() < returned) pick = static_cast<int>(ctx.tactic());
   void* ws = nullptr;
   const size_t ws_size = results[pick].workspaceSize;
-  if (ws_size > 0) {
+  if (ws_size > 0 && g.ws.external) {
+    if (ws_size > g.ws.bytes) return ctx.node().error(StatusCode::kInternal, "GEMM scratch");
+    ws = g.ws.ptr;
+  } else if (ws_size > 0) {
     KILN_ASSIGN_OR_RETURN(ws, ctx.workspace(ws_size));
   }
   const float alpha_f = static_cast<float>(g.alpha), beta_f = static_cast<float>(g.beta);
@@ -222,7 +232,7 @@ Status batched_matmul(KernelContext& ctx, DType dtype, const void* a,
                       const std::vector<int64_t>& a_batch, const void* b,
                       const std::vector<int64_t>& b_batch, void* c,
                       const std::vector<int64_t>& out_batch, int64_t m, int64_t n, int64_t k,
-                      bool trans_a, bool trans_b, double alpha) {
+                      bool trans_a, bool trans_b, double alpha, GemmWorkspace ws) {
   int64_t total = 1, a_total = 1, b_total = 1;
   for (int64_t d : out_batch) total *= d;
   for (int64_t d : a_batch) a_total *= d;
@@ -243,6 +253,7 @@ Status batched_matmul(KernelContext& ctx, DType dtype, const void* a,
   g.a = a;
   g.b = b;
   g.c = c;
+  g.ws = ws;
   // A's batch dims, right-aligned against out_batch, either all equal out's or all 1.
   auto full = [&](const std::vector<int64_t>& x, int64_t xt) {
     if (xt != total) return false;
