@@ -215,5 +215,6 @@ void register_norm_kernels(KernelRegistry& r);
 void register_einsum_kernels(KernelRegistry& r);
 void register_attention_kernels(KernelRegistry& r);
 void register_rnn_kernels(KernelRegistry& r);
+void register_nms_kernels(KernelRegistry& r);
 
 }  // namespace kiln::cuda
