@@ -2,7 +2,7 @@
 // host-only, so this runs without a GPU), and refuse exactly the variants they do not implement.
 #include <gtest/gtest.h>
 
-#if KILN_HAVE_CUDA
+#if defined(KILN_HAVE_CUDA) && KILN_HAVE_CUDA
 
 #include <algorithm>
 #include <cstdio>
