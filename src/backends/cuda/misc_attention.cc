@@ -203,7 +203,11 @@ Status attention_run(KernelContext& ctx) {
   const uint64_t sc_b =
       align_up(dtype_storage_bytes(dt, static_cast<uint64_t>(batch * hq * sq * total)));
   const uint64_t y4_b = rank == 3 ? align_up(Y->nbytes()) : 0;
-  const uint64_t ws_total = q4_b + k4_b + v4_b + kf_b + vf_b + sc_b + y4_b;
+  const uint64_t own = q4_b + k4_b + v4_b + kf_b + vf_b + sc_b + y4_b;
+  GemmWorkspace gws;
+  gws.external = true;
+  gws.bytes = gemm_workspace_budget(ctx, own);
+  const uint64_t ws_total = own + gws.bytes;
   char* ws = nullptr;
   if (ws_total > 0) {
     KILN_ASSIGN_OR_RETURN(void* w, ctx.workspace(ws_total));
@@ -222,6 +226,7 @@ Status attention_run(KernelContext& ctx) {
   void* vf = take(vf_b);
   void* scores = take(sc_b);
   void* y4 = take(y4_b);
+  gws.ptr = take(gws.bytes);
 
   // Q, K, V as [B, H, S, D].
   const void* qp = Qt.data;
@@ -272,14 +277,14 @@ Status attention_run(KernelContext& ctx) {
       KILN_RETURN_IF_ERROR(fill_float(ctx, dt, scores, batch * hq * sq * total, 0.0));
     } else {
       KILN_RETURN_IF_ERROR(batched_matmul(ctx, dt, qp, bdims, kfull, bdims, scores, bdims,
-                                          group * sq, total, d, false, true, scale));
+                                          group * sq, total, d, false, true, scale, gws));
     }
     sa.scores = scores;
     sa.qk = QK != nullptr ? QK->data : nullptr;
     KILN_RETURN_IF_ERROR(launch_attention_scores(ctx, sa));
     // Y' [B, hkv, group*sq, dv] = P V
-    KILN_RETURN_IF_ERROR(
-        batched_matmul(ctx, dt, scores, bdims, vfull, bdims, yout, bdims, group * sq, dv, total));
+    KILN_RETURN_IF_ERROR(batched_matmul(ctx, dt, scores, bdims, vfull, bdims, yout, bdims,
+                                        group * sq, dv, total, false, false, 1.0, gws));
   }
   if (rank == 3) {
     KILN_RETURN_IF_ERROR(permute(ctx, es, y4, {batch, hq, sq, dv}, {0, 2, 1, 3}, Y->data));

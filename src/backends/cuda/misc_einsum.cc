@@ -190,10 +190,14 @@ Status einsum_run(KernelContext& ctx) {
   const bool perm_a = !is_identity(pa), perm_b = !is_identity(pb), perm_out = !is_identity(pout);
   const uint64_t sa = perm_a ? align_up(A.nbytes()) : 0, sb = perm_b ? align_up(B.nbytes()) : 0;
   const uint64_t so = perm_out ? align_up(Y->nbytes()) : 0;
+  GemmWorkspace gws;
+  gws.external = true;
+  gws.bytes = gemm_workspace_budget(ctx, sa + sb + so);
   char* ws = nullptr;
-  if (sa + sb + so > 0) {
-    KILN_ASSIGN_OR_RETURN(void* w, ctx.workspace(sa + sb + so));
+  if (sa + sb + so + gws.bytes > 0) {
+    KILN_ASSIGN_OR_RETURN(void* w, ctx.workspace(sa + sb + so + gws.bytes));
     ws = static_cast<char*>(w);
+    gws.ptr = ws + sa + sb + so;
   }
   const void* a = A.data;
   const void* b = B.data;
@@ -210,7 +214,8 @@ Status einsum_run(KernelContext& ctx) {
     int64_t total = Y->numel();
     KILN_RETURN_IF_ERROR(fill_float(ctx, dt, c, total, 0.0));
   } else {
-    KILN_RETURN_IF_ERROR(batched_matmul(ctx, dt, a, a_batch, b, b_batch, c, out_batch, m, n, k));
+    KILN_RETURN_IF_ERROR(batched_matmul(ctx, dt, a, a_batch, b, b_batch, c, out_batch, m, n, k,
+                                        false, false, 1.0, gws));
   }
   if (perm_out) KILN_RETURN_IF_ERROR(permute(ctx, es, c, mid_shape, pout, Y->data));
   return ctx.check_launch("Einsum");

@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <climits>
+#include <map>
 #include <memory>
+#include <mutex>
 
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/cuda_util.h"
@@ -147,6 +149,50 @@ int pick_perf(const Perf* perfs, int count, uint64_t ws_limit, int64_t tactic, D
   return usable[0];
 }
 
+// Algorithm choices per convolution geometry (the heuristic query is the costly part).
+struct AlgoChoice {
+  int algo = 0;
+  int math = 0;
+};
+std::mutex g_algo_mu;
+std::map<std::vector<int64_t>, AlgoChoice>& algo_cache() {
+  static auto* m = new std::map<std::vector<int64_t>, AlgoChoice>();
+  return *m;
+}
+bool algo_cache_get(const std::vector<int64_t>& key, AlgoChoice* out) {
+  std::lock_guard<std::mutex> lock(g_algo_mu);
+  auto it = algo_cache().find(key);
+  if (it == algo_cache().end()) return false;
+  *out = it->second;
+  return true;
+}
+void algo_cache_put(const std::vector<int64_t>& key, AlgoChoice c) {
+  std::lock_guard<std::mutex> lock(g_algo_mu);
+  if (algo_cache().size() >= 4096) algo_cache().clear();
+  algo_cache()[key] = c;
+}
+StatusOr<std::vector<int64_t>> algo_key(int kind, const KernelContext& ctx, DType dt,
+                                        const std::vector<int64_t>& xs,
+                                        const std::vector<int64_t>& ws,
+                                        const std::vector<int64_t>& ys,
+                                        const std::vector<int64_t>& pads, const ops::Window& w,
+                                        int64_t group, uint64_t ws_avail) {
+  int device = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  std::vector<int64_t> k = {kind,
+                            device,
+                            static_cast<int64_t>(dt),
+                            ctx.allow_tf32(),
+                            group,
+                            static_cast<int64_t>(ws_avail),
+                            ctx.tactic()};
+  for (const auto* v : {&xs, &ws, &ys, &pads, &w.strides, &w.dilations}) {
+    k.push_back(static_cast<int64_t>(v->size()));
+    k.insert(k.end(), v->begin(), v->end());
+  }
+  return k;
+}
+
 uint64_t align_up(uint64_t v) {
   return (v + 255) & ~uint64_t{255};
 }
@@ -273,23 +319,35 @@ Status conv_run(KernelContext& ctx) {
                                  cs.w.dilations, cs.group, ctx.allow_tf32()));
   cudnnHandle_t h = ctx.cudnn();
   KILN_DNN_RETURN_IF_ERROR(cudnnSetStream(h, ctx.stream()));
-  constexpr int kMaxAlgos = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
-  cudnnConvolutionFwdAlgoPerf_t perfs[kMaxAlgos];
-  int returned = 0;
-  KILN_DNN_RETURN_IF_ERROR(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y,
-                                                                  kMaxAlgos, &returned, perfs));
-  const int pick = pick_perf(perfs, returned, ctx.workspace_limit() - pad_bytes, ctx.tactic(),
-                             X.dtype, ctx.allow_tf32());
-  if (pick < 0) {
-    return ctx.node().error(StatusCode::kInternal,
-                            "cuDNN has no forward algorithm within the workspace limit");
+  const uint64_t ws_avail = ctx.workspace_limit() - pad_bytes;
+  KILN_ASSIGN_OR_RETURN(
+      std::vector<int64_t> key,
+      algo_key(0, ctx, X.dtype, xs, W.shape, cs.out_shape, pads, cs.w, cs.group, ws_avail));
+  AlgoChoice ch;
+  if (!algo_cache_get(key, &ch)) {
+    constexpr int kMaxAlgos = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+    cudnnConvolutionFwdAlgoPerf_t perfs[kMaxAlgos];
+    int returned = 0;
+    KILN_DNN_RETURN_IF_ERROR(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y,
+                                                                    kMaxAlgos, &returned, perfs));
+    const int pick = pick_perf(perfs, returned, ws_avail, ctx.tactic(), X.dtype, ctx.allow_tf32());
+    if (pick < 0) {
+      return ctx.node().error(StatusCode::kInternal,
+                              "cuDNN has no forward algorithm within the workspace limit");
+    }
+    ch.algo = static_cast<int>(perfs[pick].algo);
+    ch.math = static_cast<int>(perfs[pick].mathType);
+    algo_cache_put(key, ch);
   }
+  const auto algo = static_cast<cudnnConvolutionFwdAlgo_t>(ch.algo);
   if (!(X.dtype == DType::kFloat32 && !ctx.allow_tf32()) && X.dtype != DType::kFloat64) {
-    KILN_DNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(d.conv, perfs[pick].mathType));
+    KILN_DNN_RETURN_IF_ERROR(
+        cudnnSetConvolutionMathType(d.conv, static_cast<cudnnMathType_t>(ch.math)));
   }
   size_t algo_ws = 0;
-  KILN_DNN_RETURN_IF_ERROR(cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y,
-                                                                   perfs[pick].algo, &algo_ws));
+  KILN_DNN_RETURN_IF_ERROR(
+      cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y, algo, &algo_ws));
+  if (algo_ws > ws_avail) return ctx.out_of_range("convolution workspace exceeds the limit");
   void* ws = nullptr;
   const uint64_t total_ws = pad_bytes + algo_ws;
   if (total_ws > 0) {
@@ -306,9 +364,8 @@ Status conv_run(KernelContext& ctx) {
   const bool dbl = X.dtype == DType::kFloat64;
   const void* one = dbl ? static_cast<const void*>(&one_d) : static_cast<const void*>(&one_f);
   const void* zero = dbl ? static_cast<const void*>(&zero_d) : static_cast<const void*>(&zero_f);
-  KILN_DNN_RETURN_IF_ERROR(cudnnConvolutionForward(h, one, d.x, xin, d.w, W.data, d.conv,
-                                                   perfs[pick].algo, algo_ptr, algo_ws, zero, d.y,
-                                                   Y->data));
+  KILN_DNN_RETURN_IF_ERROR(cudnnConvolutionForward(h, one, d.x, xin, d.w, W.data, d.conv, algo,
+                                                   algo_ptr, algo_ws, zero, d.y, Y->data));
   if (B) {
     KILN_RETURN_IF_ERROR(
         add_channel_bias(ctx, X.dtype, Y->data, B->data, cs.N, cs.M, Y->numel() / (cs.N * cs.M)));
@@ -376,23 +433,34 @@ Status conv_transpose_run(KernelContext& ctx) {
                                  cs.w.dilations, cs.group, ctx.allow_tf32()));
   cudnnHandle_t h = ctx.cudnn();
   KILN_DNN_RETURN_IF_ERROR(cudnnSetStream(h, ctx.stream()));
-  constexpr int kMaxAlgos = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
-  cudnnConvolutionBwdDataAlgoPerf_t perfs[kMaxAlgos];
-  int returned = 0;
-  KILN_DNN_RETURN_IF_ERROR(cudnnGetConvolutionBackwardDataAlgorithm_v7(
-      h, d.w, d.y, d.conv, d.x, kMaxAlgos, &returned, perfs));
-  const int pick = pick_perf(perfs, returned, ctx.workspace_limit() - core_bytes, ctx.tactic(),
-                             X.dtype, ctx.allow_tf32());
-  if (pick < 0) {
-    return ctx.node().error(StatusCode::kInternal,
-                            "cuDNN has no backward-data algorithm within the workspace limit");
+  const uint64_t ws_avail = ctx.workspace_limit() - core_bytes;
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> key, algo_key(1, ctx, X.dtype, core, W.shape, X.shape,
+                                                           pads, cs.w, cs.group, ws_avail));
+  AlgoChoice ch;
+  if (!algo_cache_get(key, &ch)) {
+    constexpr int kMaxAlgos = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+    cudnnConvolutionBwdDataAlgoPerf_t perfs[kMaxAlgos];
+    int returned = 0;
+    KILN_DNN_RETURN_IF_ERROR(cudnnGetConvolutionBackwardDataAlgorithm_v7(
+        h, d.w, d.y, d.conv, d.x, kMaxAlgos, &returned, perfs));
+    const int pick = pick_perf(perfs, returned, ws_avail, ctx.tactic(), X.dtype, ctx.allow_tf32());
+    if (pick < 0) {
+      return ctx.node().error(StatusCode::kInternal,
+                              "cuDNN has no backward-data algorithm within the workspace limit");
+    }
+    ch.algo = static_cast<int>(perfs[pick].algo);
+    ch.math = static_cast<int>(perfs[pick].mathType);
+    algo_cache_put(key, ch);
   }
+  const auto algo = static_cast<cudnnConvolutionBwdDataAlgo_t>(ch.algo);
   if (!(X.dtype == DType::kFloat32 && !ctx.allow_tf32()) && X.dtype != DType::kFloat64) {
-    KILN_DNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(d.conv, perfs[pick].mathType));
+    KILN_DNN_RETURN_IF_ERROR(
+        cudnnSetConvolutionMathType(d.conv, static_cast<cudnnMathType_t>(ch.math)));
   }
   size_t algo_ws = 0;
-  KILN_DNN_RETURN_IF_ERROR(cudnnGetConvolutionBackwardDataWorkspaceSize(
-      h, d.w, d.y, d.conv, d.x, perfs[pick].algo, &algo_ws));
+  KILN_DNN_RETURN_IF_ERROR(
+      cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x, algo, &algo_ws));
+  if (algo_ws > ws_avail) return ctx.out_of_range("convolution workspace exceeds the limit");
   void* ws = nullptr;
   if (core_bytes + algo_ws > 0) {
     KILN_ASSIGN_OR_RETURN(ws, ctx.workspace(core_bytes + algo_ws));
@@ -405,8 +473,7 @@ Status conv_transpose_run(KernelContext& ctx) {
   const void* one = dbl ? static_cast<const void*>(&one_d) : static_cast<const void*>(&one_f);
   const void* zero = dbl ? static_cast<const void*>(&zero_d) : static_cast<const void*>(&zero_f);
   KILN_DNN_RETURN_IF_ERROR(cudnnConvolutionBackwardData(h, one, d.w, W.data, d.y, X.data, d.conv,
-                                                        perfs[pick].algo, algo_ptr, algo_ws, zero,
-                                                        d.x, out));
+                                                        algo, algo_ptr, algo_ws, zero, d.x, out));
   if (!direct) KILN_RETURN_IF_ERROR(shift_copy(ctx, static_cast<int>(es), ws, Y->data, cg));
   if (B) KILN_RETURN_IF_ERROR(add_channel_bias(ctx, X.dtype, Y->data, B->data, cs.N, cs.M, inner));
   return ctx.check_launch("ConvTranspose");

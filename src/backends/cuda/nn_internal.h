@@ -13,6 +13,17 @@ namespace kiln::cuda {
 
 // ---- GEMM (nn_matmul.cc) ----
 
+// Scratch for cuBLASLt. Kernels call ctx.workspace() at most once per run (the executor may
+// hand out one arena), so a kernel that holds scratch of its own reserves a slice for the GEMMs
+// and passes it here; `external` false lets gemm() take ctx.workspace() itself.
+struct GemmWorkspace {
+  void* ptr = nullptr;
+  uint64_t bytes = 0;
+  bool external = false;
+};
+// Bytes to reserve for GEMM scratch next to `used` bytes of a kernel's own scratch.
+uint64_t gemm_workspace_budget(const KernelContext& ctx, uint64_t used);
+
 // Row-major C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b] (+ bias[n] per column), for
 // b < batch; op(A) is m x k, op(B) is k x n. A, B, C share `dtype` (float32, float16, bfloat16,
 // float64); accumulation in float (double for float64). Leading dims are row-major (elements
@@ -30,6 +41,7 @@ struct GemmArgs {
   const void* b = nullptr;
   void* c = nullptr;
   const void* bias = nullptr;
+  GemmWorkspace ws;
 };
 Status gemm(KernelContext& ctx, const GemmArgs& g);
 
@@ -39,7 +51,8 @@ Status batched_matmul(KernelContext& ctx, DType dtype, const void* a,
                       const std::vector<int64_t>& a_batch, const void* b,
                       const std::vector<int64_t>& b_batch, void* c,
                       const std::vector<int64_t>& out_batch, int64_t m, int64_t n, int64_t k,
-                      bool trans_a = false, bool trans_b = false, double alpha = 1.0);
+                      bool trans_a = false, bool trans_b = false, double alpha = 1.0,
+                      GemmWorkspace ws = {});
 
 // True for the dtypes the GEMM handles.
 bool gemm_dtype_ok(DType t);
@@ -160,6 +173,39 @@ struct AttentionScoreArgs {
 };
 Status launch_attention_scores(KernelContext& ctx, const AttentionScoreArgs& a);
 
+// ---- RNN / GRU / LSTM cells (misc_rnn.cu) ----
+
+// One time step of one direction for every batch entry: thread (b, j) reads the precomputed
+// input projection xw (row `xw_row(t, b)`, G*H wide), the recurrent projection hr [batch, G*H]
+// and updates h/c [batch, H] in place; writes Y (when non-null) at its layout position, zero
+// for steps beyond sequence_lens[b]. kind: 0 RNN, 1 GRU, 2 LSTM. GRU without
+// linear_before_reset runs in two phases: phase 1 writes z and r*h (into z_buf and rh_buf),
+// phase 2 (after the caller's GEMM rhr = rh_buf * Rh^T) finishes the step.
+struct RnnStepArgs {
+  DType dtype = DType::kFloat32;
+  int kind = 0;
+  int phase = 0;  // GRU without linear_before_reset: 1 or 2; else 0 (single phase)
+  int64_t t = 0, seq = 0, batch = 0, hidden = 0, num_dir = 1, dir = 0;
+  int layout = 0;
+  const void* xw = nullptr;  // [seq*batch rows in X order, G*H]
+  const void* hr = nullptr;  // [batch, G*H]
+  const void* wb = nullptr;  // [G*H] or null
+  const void* rb = nullptr;  // [G*H] or null
+  const void* p = nullptr;   // LSTM peepholes [3H] or null
+  void* h = nullptr;         // [batch, H]
+  void* c = nullptr;         // LSTM [batch, H]
+  void* y = nullptr;         // Y or null
+  void* z_buf = nullptr;     // GRU phase buffers [batch, H]
+  void* rh_buf = nullptr;
+  const void* rhr = nullptr;  // GRU phase 2: [batch, H]
+  const int32_t* lens = nullptr;
+  bool has_clip = false;
+  float clip = 0.f;
+  bool input_forget = false;
+  bool linear_before_reset = false;
+};
+Status launch_rnn_step(KernelContext& ctx, const RnnStepArgs& a);
+
 // Registration of the nn sub-families (called from register_nn_kernels).
 void register_matmul_kernels(KernelRegistry& r);
 void register_conv_kernels(KernelRegistry& r);
@@ -168,5 +214,7 @@ void register_norm_kernels(KernelRegistry& r);
 // Einsum (misc_einsum.cc) and Attention (misc_attention.cc), registered by the misc family.
 void register_einsum_kernels(KernelRegistry& r);
 void register_attention_kernels(KernelRegistry& r);
+void register_rnn_kernels(KernelRegistry& r);
+void register_nms_kernels(KernelRegistry& r);
 
 }  // namespace kiln::cuda

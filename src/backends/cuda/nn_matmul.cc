@@ -7,7 +7,10 @@
 
 #include <algorithm>
 #include <climits>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/cuda_util.h"
@@ -81,11 +84,36 @@ StatusOr<LayoutPtr> make_layout(cudaDataType_t t, int64_t rows, int64_t cols, in
   return p;
 }
 
+// Heuristic results per GEMM geometry (the heuristic query costs far more than the descriptors).
+std::mutex g_plan_mu;
+std::map<std::vector<int64_t>, cublasLtMatmulHeuristicResult_t>& plan_cache() {
+  static auto* m = new std::map<std::vector<int64_t>, cublasLtMatmulHeuristicResult_t>();
+  return *m;
+}
+bool plan_cache_get(const std::vector<int64_t>& key, cublasLtMatmulHeuristicResult_t* out) {
+  std::lock_guard<std::mutex> lock(g_plan_mu);
+  auto it = plan_cache().find(key);
+  if (it == plan_cache().end()) return false;
+  *out = it->second;
+  return true;
+}
+void plan_cache_put(const std::vector<int64_t>& key, const cublasLtMatmulHeuristicResult_t& r) {
+  std::lock_guard<std::mutex> lock(g_plan_mu);
+  if (plan_cache().size() >= 4096) plan_cache().clear();
+  plan_cache()[key] = r;
+}
+
 bool fits_int32(int64_t v) {
   return v >= 0 && v <= INT32_MAX;
 }
 
 }  // namespace
+
+uint64_t gemm_workspace_budget(const KernelContext& ctx, uint64_t used) {
+  const uint64_t limit = ctx.workspace_limit();
+  const uint64_t room = limit > used ? limit - used : 0;
+  return std::min<uint64_t>(room, 32ull << 20) & ~uint64_t{255};
+}
 
 bool gemm_dtype_ok(DType t) {
   return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16 ||
@@ -161,7 +189,8 @@ Status gemm(KernelContext& ctx, const GemmArgs& g) {
   cublasLtMatmulPreference_t raw_pref = nullptr;
   KILN_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&raw_pref));
   PrefPtr pref(raw_pref);
-  const uint64_t max_ws = std::min<uint64_t>(ctx.workspace_limit(), 64ull << 20);
+  const uint64_t max_ws =
+      g.ws.external ? g.ws.bytes : std::min<uint64_t>(ctx.workspace_limit(), 64ull << 20);
   KILN_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceSetAttribute(
       raw_pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &max_ws, sizeof(max_ws)));
   // Pointers (batch strides included) may be less aligned than the default assumption.
@@ -190,20 +219,52 @@ Status gemm(KernelContext& ctx, const GemmArgs& g) {
     // (the bias pointer's alignment is checked by cuBLASLt at run time)
   }
 
-  constexpr int kMaxResults = 8;
-  cublasLtMatmulHeuristicResult_t results[kMaxResults] = {};
-  int returned = 0;
-  KILN_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoGetHeuristic(ctx.cublaslt(), raw_desc, la.get(),
-                                                         lb.get(), lc.get(), lc.get(), raw_pref,
-                                                         kMaxResults, results, &returned));
-  if (returned <= 0) {
-    return ctx.node().error(StatusCode::kInternal, "cuBLASLt found no algorithm for the GEMM");
+  int device = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  const std::vector<int64_t> key = {device,
+                                    static_cast<int64_t>(g.dtype),
+                                    static_cast<int64_t>(compute),
+                                    g.trans_a,
+                                    g.trans_b,
+                                    g.m,
+                                    g.n,
+                                    g.k,
+                                    g.lda,
+                                    g.ldb,
+                                    g.ldc,
+                                    g.batch,
+                                    g.stride_a,
+                                    g.stride_b,
+                                    g.stride_c,
+                                    g.bias != nullptr,
+                                    g.beta != 0.0,
+                                    al_a,
+                                    al_b,
+                                    al_c,
+                                    static_cast<int64_t>(max_ws),
+                                    ctx.tactic()};
+  cublasLtMatmulHeuristicResult_t chosen = {};
+  if (!plan_cache_get(key, &chosen)) {
+    constexpr int kMaxResults = 8;
+    cublasLtMatmulHeuristicResult_t results[kMaxResults] = {};
+    int returned = 0;
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoGetHeuristic(ctx.cublaslt(), raw_desc, la.get(),
+                                                           lb.get(), lc.get(), lc.get(), raw_pref,
+                                                           kMaxResults, results, &returned));
+    if (returned <= 0) {
+      return ctx.node().error(StatusCode::kInternal, "cuBLASLt found no algorithm for the GEMM");
+    }
+    int pick = 0;
+    if (ctx.tactic() >= 0 && ctx.tactic() < returned) pick = static_cast<int>(ctx.tactic());
+    chosen = results[pick];
+    plan_cache_put(key, chosen);
   }
-  int pick = 0;
-  if (ctx.tactic() >= 0 && ctx.tactic() < returned) pick = static_cast<int>(ctx.tactic());
   void* ws = nullptr;
-  const size_t ws_size = results[pick].workspaceSize;
-  if (ws_size > 0) {
+  const size_t ws_size = chosen.workspaceSize;
+  if (ws_size > 0 && g.ws.external) {
+    if (ws_size > g.ws.bytes) return ctx.node().error(StatusCode::kInternal, "GEMM scratch");
+    ws = g.ws.ptr;
+  } else if (ws_size > 0) {
     KILN_ASSIGN_OR_RETURN(ws, ctx.workspace(ws_size));
   }
   const float alpha_f = static_cast<float>(g.alpha), beta_f = static_cast<float>(g.beta);
@@ -213,8 +274,8 @@ Status gemm(KernelContext& ctx, const GemmArgs& g) {
   const void* beta = g.dtype == DType::kFloat64 ? static_cast<const void*>(&beta_d)
                                                 : static_cast<const void*>(&beta_f);
   KILN_LT_RETURN_IF_ERROR(cublasLtMatmul(ctx.cublaslt(), raw_desc, alpha, g.b, la.get(), g.a,
-                                         lb.get(), beta, g.c, lc.get(), g.c, lc.get(),
-                                         &results[pick].algo, ws, ws_size, ctx.stream()));
+                                         lb.get(), beta, g.c, lc.get(), g.c, lc.get(), &chosen.algo,
+                                         ws, ws_size, ctx.stream()));
   return Status::Ok();
 }
 
@@ -222,7 +283,7 @@ Status batched_matmul(KernelContext& ctx, DType dtype, const void* a,
                       const std::vector<int64_t>& a_batch, const void* b,
                       const std::vector<int64_t>& b_batch, void* c,
                       const std::vector<int64_t>& out_batch, int64_t m, int64_t n, int64_t k,
-                      bool trans_a, bool trans_b, double alpha) {
+                      bool trans_a, bool trans_b, double alpha, GemmWorkspace ws) {
   int64_t total = 1, a_total = 1, b_total = 1;
   for (int64_t d : out_batch) total *= d;
   for (int64_t d : a_batch) a_total *= d;
@@ -243,6 +304,7 @@ Status batched_matmul(KernelContext& ctx, DType dtype, const void* a,
   g.a = a;
   g.b = b;
   g.c = c;
+  g.ws = ws;
   // A's batch dims, right-aligned against out_batch, either all equal out's or all 1.
   auto full = [&](const std::vector<int64_t>& x, int64_t xt) {
     if (xt != total) return false;
