@@ -55,6 +55,20 @@ Status merge_type(const ir::Node& node, ir::Value& v, const ir::TypeInfo& inferr
   return Status::Ok();
 }
 
+// Outer-scope values of a subgraph take the type of the value they name in an enclosing graph
+// (the importer leaves them untyped), so the subgraph's nodes infer from known inputs.
+void import_outer_types(ir::Graph& sub, const ir::Graph& enclosing) {
+  for (const auto& v : sub.values()) {
+    if (!v->is_outer_scope || v->type.kind != ir::TypeInfo::Kind::kUnknown) continue;
+    for (const ir::Graph* g = &enclosing; g != nullptr; g = g->parent) {
+      if (const ir::Value* o = g->find_value(v->name); o != nullptr && o != v.get()) {
+        v->type = o->type;
+        break;
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Status infer_graph_types(ir::Graph& graph) {
@@ -62,9 +76,15 @@ Status infer_graph_types(ir::Graph& graph) {
   for (auto& np : graph.mutable_nodes()) {
     ir::Node& node = *np;
     for (ir::Attribute& a : node.attrs) {
-      if (a.g) KILN_RETURN_IF_ERROR(infer_graph_types(*a.g));
-      for (auto& g : a.graphs)
-        if (g) KILN_RETURN_IF_ERROR(infer_graph_types(*g));
+      if (a.g) {
+        import_outer_types(*a.g, graph);
+        KILN_RETURN_IF_ERROR(infer_graph_types(*a.g));
+      }
+      for (auto& g : a.graphs) {
+        if (!g) continue;
+        import_outer_types(*g, graph);
+        KILN_RETURN_IF_ERROR(infer_graph_types(*g));
+      }
     }
     const OpDef* def = registry.find(node.domain, node.op_type);
     if (def == nullptr) continue;

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -145,13 +146,6 @@ CaseResult run_case(const Case& c, const ConformanceOptions& o) {
   return {Outcome::kPass, ""};
 }
 
-struct Running {
-  pid_t pid;
-  int fd;
-  size_t index;
-  std::string buffer;
-};
-
 std::string describe_exit(int status, int timeout_s) {
   if (WIFSIGNALED(status)) {
     int sig = WTERMSIG(status);
@@ -162,75 +156,115 @@ std::string describe_exit(int status, int timeout_s) {
   return "exited with status " + std::to_string(WEXITSTATUS(status)) + " without a result";
 }
 
+// Runs cases in child processes, `jobs` at a time. Each child runs a chunk of cases one after
+// the other (so a CUDA context is set up once per chunk, not once per case) and reports each
+// result as it finishes; when a child dies (crash, or a case over its time limit), the case it
+// was running fails with the reason and the rest of its chunk goes back to the queue.
 std::vector<CaseResult> run_forked(const std::vector<Case>& cases, const ConformanceOptions& o) {
   const int jobs = o.jobs, timeout_s = o.timeout_s;
+  const size_t chunk = o.backend == "cpu" ? 1 : 24;
   std::vector<CaseResult> results(cases.size());
-  std::vector<Running> running;
-  size_t next = 0;
+  std::vector<bool> done(cases.size(), false);
+  std::deque<size_t> queue;
+  for (size_t i = 0; i < cases.size(); ++i) queue.push_back(i);
+  struct Worker {
+    pid_t pid;
+    int fd;
+    std::vector<size_t> chunk;
+    std::string buffer;
+  };
+  std::vector<Worker> running;
   std::fflush(stdout);
   std::fflush(stderr);
-  while (next < cases.size() || !running.empty()) {
-    while (next < cases.size() && static_cast<int>(running.size()) < jobs) {
+  // Records: "<index> <outcome><message>\0".
+  auto parse = [&](Worker& w) {
+    size_t z;
+    while ((z = w.buffer.find('\0')) != std::string::npos) {
+      std::string rec = w.buffer.substr(0, z);
+      w.buffer.erase(0, z + 1);
+      size_t sp = rec.find(' ');
+      if (sp == std::string::npos || sp + 1 >= rec.size()) continue;
+      size_t idx = std::stoul(rec.substr(0, sp));
+      if (idx >= cases.size()) continue;
+      results[idx] = {static_cast<Outcome>(rec[sp + 1]), rec.substr(sp + 2)};
+      done[idx] = true;
+    }
+  };
+  while (!queue.empty() || !running.empty()) {
+    while (!queue.empty() && static_cast<int>(running.size()) < jobs) {
+      std::vector<size_t> mine;
+      while (!queue.empty() && mine.size() < chunk) {
+        mine.push_back(queue.front());
+        queue.pop_front();
+      }
       int fds[2];
       if (pipe(fds) != 0) {
-        results[next] = {Outcome::kFail, "pipe() failed"};
-        ++next;
+        for (size_t i : mine) results[i] = {Outcome::kFail, "pipe() failed"}, done[i] = true;
         continue;
       }
       pid_t pid = fork();
       if (pid == 0) {
         close(fds[0]);
-        alarm(static_cast<unsigned>(timeout_s));
-        CaseResult r = run_case(cases[next], o);
-        std::string out(1, static_cast<char>(r.outcome));
-        out += r.message;
-        const char* p = out.data();
-        size_t left = out.size();
-        while (left > 0) {
-          ssize_t w = write(fds[1], p, left);
-          if (w <= 0) break;
-          p += w;
-          left -= static_cast<size_t>(w);
+        for (size_t i : mine) {
+          alarm(static_cast<unsigned>(timeout_s));
+          CaseResult r = run_case(cases[i], o);
+          std::string out = std::to_string(i) + " " + static_cast<char>(r.outcome);
+          for (char c : r.message) out += c == '\0' ? ' ' : c;
+          out += '\0';
+          const char* p = out.data();
+          size_t left = out.size();
+          while (left > 0) {
+            ssize_t w = write(fds[1], p, left);
+            if (w <= 0) break;
+            p += w;
+            left -= static_cast<size_t>(w);
+          }
         }
         _exit(0);
       }
       close(fds[1]);
       if (pid < 0) {
         close(fds[0]);
-        results[next] = {Outcome::kFail, "fork() failed"};
-        ++next;
+        for (size_t i : mine) results[i] = {Outcome::kFail, "fork() failed"}, done[i] = true;
         continue;
       }
-      running.push_back({pid, fds[0], next, {}});
-      ++next;
+      running.push_back({pid, fds[0], std::move(mine), {}});
     }
     std::vector<pollfd> pfds;
-    for (const Running& r : running) pfds.push_back({r.fd, POLLIN, 0});
+    for (const Worker& w : running) pfds.push_back({w.fd, POLLIN, 0});
     poll(pfds.data(), pfds.size(), 1000);
     for (size_t i = 0; i < running.size();) {
-      Running& r = running[i];
+      Worker& w = running[i];
       if (pfds[i].revents == 0) {
         ++i;
         continue;
       }
-      char buf[4096];
-      ssize_t n = read(r.fd, buf, sizeof(buf));
+      char buf[65536];
+      ssize_t n = read(w.fd, buf, sizeof(buf));
       if (n > 0) {
-        r.buffer.append(buf, static_cast<size_t>(n));
+        w.buffer.append(buf, static_cast<size_t>(n));
+        parse(w);
         ++i;
         continue;
       }
-      close(r.fd);
+      close(w.fd);
       int status = 0;
-      waitpid(r.pid, &status, 0);
-      CaseResult res;
-      if (!r.buffer.empty() && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        res.outcome = static_cast<Outcome>(r.buffer[0]);
-        res.message = r.buffer.substr(1);
-      } else {
-        res = {Outcome::kFail, describe_exit(status, timeout_s)};
+      waitpid(w.pid, &status, 0);
+      bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      bool blamed = false;
+      std::vector<size_t> requeue;
+      for (size_t idx : w.chunk) {
+        if (done[idx]) continue;
+        if (!blamed) {
+          results[idx] = {Outcome::kFail,
+                          clean ? "exited without a result" : describe_exit(status, timeout_s)};
+          done[idx] = true;
+          blamed = true;
+        } else {
+          requeue.push_back(idx);
+        }
       }
-      results[r.index] = res;
+      for (auto it = requeue.rbegin(); it != requeue.rend(); ++it) queue.push_front(*it);
       running.erase(running.begin() + static_cast<std::ptrdiff_t>(i));
       pfds.erase(pfds.begin() + static_cast<std::ptrdiff_t>(i));
     }

@@ -375,6 +375,10 @@ StatusOr<void*> Executor::Impl::workspace(uint64_t bytes) {
     return Status(StatusCode::kInternal, std::string(kNotCapturable) + "workspace growth");
   if (workspace_ptr) cudaFreeAsync(workspace_ptr, cur);
   workspace_ptr = nullptr;
+  // Captured graphs read the old workspace: they are stale now.
+  for (auto& [sig, g] : graphs)
+    if (g.exec) cudaGraphExecDestroy(g.exec);
+  graphs.clear();
   workspace_size = 0;
   uint64_t size = align_up(bytes, 1 << 20);
   size = std::min(size, program->options().workspace_bytes);
