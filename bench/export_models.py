@@ -26,6 +26,11 @@ def vit():
     import torchvision
     torch.manual_seed(0)
     m = torchvision.models.vit_b_16().eval()
+    # torchvision zero-initializes the classification head: every logit would be 0 and any
+    # output would "match". Random head weights make the comparison mean something.
+    with torch.no_grad():
+        torch.nn.init.normal_(m.heads.head.weight, std=0.02)
+        torch.nn.init.normal_(m.heads.head.bias, std=0.02)
     x = torch.from_numpy(np.random.RandomState(0).randn(2, 3, 224, 224).astype(np.float32))
     return m, {"input": x}, ["logits"], {"input": {0: "batch"}, "logits": {0: "batch"}}
 

@@ -60,6 +60,11 @@ const Program::GraphPlan* Program::plan(const ir::Graph* g) const {
   return it == plans_.end() ? nullptr : &it->second;
 }
 
+const ir::Value* Program::outer_constant(const ir::Value* v) const {
+  auto it = outer_constants_.find(v);
+  return it == outer_constants_.end() ? nullptr : it->second;
+}
+
 const DeviceTensor* Program::weight(const ir::Value* v) const {
   auto it = weights_.find(v);
   return it == weights_.end() ? nullptr : &it->second;
@@ -68,6 +73,15 @@ const DeviceTensor* Program::weight(const ir::Value* v) const {
 Status Program::prepare(const ir::Graph& graph,
                         const std::unordered_map<const ir::Node*, NodeChoice>& choices) {
   GraphPlan plan;
+  for (const auto& v : graph.values()) {
+    if (!v->is_outer_scope) continue;
+    for (const ir::Graph* g = graph.parent; g != nullptr; g = g->parent) {
+      const ir::Value* o = g->find_value(v->name);
+      if (o == nullptr || o->is_outer_scope) continue;
+      if (o->constant && !o->is_graph_input) outer_constants_[v.get()] = o;
+      break;
+    }
+  }
   std::unordered_map<std::string, size_t> last_use;
   const auto& nodes = graph.nodes();
   for (size_t i = 0; i < nodes.size(); ++i) {
@@ -87,6 +101,7 @@ Status Program::prepare(const ir::Graph& graph,
     const ir::Node& n = *nodes[i];
     Step s;
     s.node = &n;
+    s.graph = &graph;
     s.def = ops::OpRegistry::global().find(n.domain, n.op_type);
     s.cpu = cpu::KernelRegistry::global().find(n.domain, n.op_type);
     s.metadata_only = is_metadata_op(n);
@@ -129,6 +144,7 @@ Status Program::upload_weights() {
       if (s.gpu == nullptr) continue;
       for (size_t i = 0; i < s.node->inputs.size(); ++i) {
         const ir::Value* v = s.node->inputs[i];
+        if (v != nullptr && !v->constant) v = outer_constant(v);
         if (v == nullptr || !v->constant || s.gpu->is_host_input(static_cast<int>(i))) continue;
         if (v->constant->dtype() == DType::kString) continue;
         if (seen.insert(v).second) needed.push_back(v);
@@ -603,6 +619,9 @@ Status Executor::Impl::run_gpu_step(const Program::Step& st, DScope& scope) {
     if (v == nullptr) continue;
     Slot* s = scope.find(v->name);
     bool host_wanted = st.gpu->is_host_input(static_cast<int>(i));
+    if (s == nullptr && !v->constant) {
+      if (const ir::Value* c = program->outer_constant(v)) v = c;
+    }
     if (s == nullptr) {
       if (!v->constant) {
         return n.error(StatusCode::kInvalidModel,
@@ -699,6 +718,9 @@ Status Executor::Impl::run_cpu_step(const Program::Step& st, DScope& scope) {
     const ir::Value* v = n.inputs[i];
     if (v == nullptr) continue;
     Slot* s = scope.find(v->name);
+    if (s == nullptr && !v->constant) {
+      if (const ir::Value* c = program->outer_constant(v)) v = c;
+    }
     if (s == nullptr) {
       if (!v->constant) {
         return n.error(StatusCode::kInvalidModel,
@@ -732,7 +754,17 @@ Status Executor::Impl::run_cpu_step(const Program::Step& st, DScope& scope) {
   for (const std::string& name : outer) {
     if (cscope.values.count(name)) continue;
     Slot* s = scope.find(name);
-    if (s == nullptr) continue;
+    if (s == nullptr) {
+      // A constant of an enclosing graph (the subgraphs resolve names through scopes only).
+      for (const ir::Graph* g = st.graph; g != nullptr; g = g->parent) {
+        const ir::Value* o = g->find_value(name);
+        if (o == nullptr) continue;
+        if (o->is_outer_scope) continue;
+        if (o->constant) cscope.values[name] = Datum::of(*o->constant);
+        break;
+      }
+      continue;
+    }
     KILN_RETURN_IF_ERROR(to_host(*s, name));
     cscope.values[name] = s->host;
   }

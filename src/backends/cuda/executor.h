@@ -42,7 +42,8 @@ class Program {
 
   struct Step {
     const ir::Node* node = nullptr;
-    const KernelDef* gpu = nullptr;  // null: runs on the CPU
+    const ir::Graph* graph = nullptr;  // the graph the node is in
+    const KernelDef* gpu = nullptr;    // null: runs on the CPU
     cpu::KernelFn cpu = nullptr;
     const ops::OpDef* def = nullptr;
     int64_t tactic = -1;
@@ -57,6 +58,9 @@ class Program {
   const ir::Graph& graph() const { return *graph_; }
   const GraphPlan* plan(const ir::Graph* g) const;
   const DeviceTensor* weight(const ir::Value* v) const;
+  // The constant an outer-scope reference of a subgraph names (null when it names a computed
+  // value). Resolved through the enclosing graphs when the program is made.
+  const ir::Value* outer_constant(const ir::Value* v) const;
   const ProgramOptions& options() const { return options_; }
   const cpu::Executor& cpu_executor() const { return *cpu_; }
   uint64_t weight_bytes() const { return weight_bytes_; }
@@ -73,6 +77,7 @@ class Program {
   std::unordered_map<const ir::Graph*, GraphPlan> plans_;
   std::unique_ptr<cpu::Executor> cpu_;
   std::unordered_map<const ir::Value*, DeviceTensor> weights_;
+  std::unordered_map<const ir::Value*, const ir::Value*> outer_constants_;
   void* weight_memory_ = nullptr;
   uint64_t weight_bytes_ = 0;
   int gpu_steps_ = 0, cpu_steps_ = 0;
