@@ -201,6 +201,11 @@ StatusOr<std::shared_ptr<runtime::EngineData>> build_engine_data(const std::stri
   data->weight_bytes = constant_bytes(g);
 
   std::vector<std::string> warnings;
+  if (!config.timing_cache_path.empty()) {
+    warnings.push_back("--timing-cache " + config.timing_cache_path +
+                       ": not read or written yet: kernels are picked by the cuDNN/cuBLASLt "
+                       "heuristics; timed tactic selection and its cache come with auto-tuning");
+  }
   if (config.device == Device::kCuda) {
     progress.stage("prepare");
     KILN_RETURN_IF_ERROR_CTX(runtime::prepare_backend(*data), onnx_path);

@@ -56,6 +56,10 @@ class Placer {
         r.device = Device::kCuda;
         r.kernel = "control:If (condition on the host, branch on the GPU)";
         on_device = true;
+      } else if (default_domain(n) && n.op_type == "Loop" && all_tensors(n)) {
+        r.device = Device::kCuda;
+        r.kernel = "control:Loop (trip count and condition on the host, body on the GPU)";
+        on_device = true;
       } else if (is_shape_math(n)) {
         r.device = Device::kCpu;
         r.kernel = "cpu:" + n.op_type;
@@ -95,6 +99,13 @@ class Placer {
   PlacementResult result;
 
  private:
+  static bool all_tensors(const ir::Node& n) {
+    for (const ir::Value* v : n.inputs)
+      if (v && !v->type.is_tensor()) return false;
+    for (const ir::Value* v : n.outputs)
+      if (v && !v->type.is_tensor()) return false;
+    return true;
+  }
   static bool has_subgraph(const ir::Node& n) {
     for (const ir::Attribute& a : n.attrs)
       if (a.g || !a.graphs.empty()) return true;

@@ -106,7 +106,8 @@ Status Program::prepare(const ir::Graph& graph,
     s.cpu = cpu::KernelRegistry::global().find(n.domain, n.op_type);
     s.metadata_only = is_metadata_op(n);
     auto it = choices.find(&n);
-    bool control = (n.op_type == "If") && (n.domain.empty() || n.domain == "ai.onnx");
+    bool default_domain = n.domain.empty() || n.domain == "ai.onnx";
+    bool control = (n.op_type == "If" || n.op_type == "Loop") && default_domain;
     if (it != choices.end() && it->second.gpu && !s.metadata_only) {
       s.tactic = it->second.tactic;
       if (!control) {
@@ -119,8 +120,10 @@ Status Program::prepare(const ir::Graph& graph,
       }
     }
     if (s.def == nullptr) return n.error(StatusCode::kUnsupportedOp, "no op definition");
-    s.gpu_if = control && it != choices.end() && it->second.gpu;
-    bool on_gpu = s.gpu != nullptr || s.gpu_if;
+    bool gpu_control = control && it != choices.end() && it->second.gpu;
+    s.gpu_if = gpu_control && n.op_type == "If";
+    s.gpu_loop = gpu_control && n.op_type == "Loop";
+    bool on_gpu = s.gpu != nullptr || gpu_control;
     (on_gpu ? gpu_steps_ : cpu_steps_)++;
     plan.steps.push_back(std::move(s));
     for (const ir::Attribute& a : n.attrs) {
@@ -286,6 +289,8 @@ struct Executor::Impl : public KernelServices {
   Status run_cpu_step(const Program::Step& st, DScope& scope);
   Status run_metadata_step(const Program::Step& st, DScope& scope);
   Status run_if(const Program::Step& st, DScope& scope);
+  Status run_loop(const Program::Step& st, DScope& scope);
+  StatusOr<Slot*> input_slot(const ir::Node& n, int i, DScope& scope, Slot* tmp);
   Status run_once(const std::vector<RunInput>& inputs, const std::string& sig, bool capture);
   Status replay(GraphEntry& e, const std::vector<RunInput>& inputs);
   int cpu_steps_run = 0;
@@ -555,6 +560,9 @@ Status Executor::Impl::run_step(const Program::Step& st, DScope& scope) {
   } else if (st.gpu_if) {
     gpu = true;
     s = run_if(st, scope);
+  } else if (st.gpu_loop) {
+    gpu = true;
+    s = run_loop(st, scope);
   } else {
     s = run_cpu_step(st, scope);
   }
@@ -1065,6 +1073,154 @@ const std::vector<StepTime>& Executor::profile() const {
 }
 uint64_t Executor::arena_bytes() const {
   return impl_->arena_capacity;
+}
+
+// The slot of input i of `n` (a computed value, or a constant copied into *tmp).
+StatusOr<Slot*> Executor::Impl::input_slot(const ir::Node& n, int i, DScope& scope, Slot* tmp) {
+  const ir::Value* v = n.inputs[static_cast<size_t>(i)];
+  Slot* s = scope.find(v->name);
+  if (s != nullptr) return s;
+  if (!v->constant) {
+    if (const ir::Value* c = program->outer_constant(v)) v = c;
+  }
+  if (!v->constant) {
+    return n.error(StatusCode::kInvalidModel,
+                   "input '" + v->name + "' has not been computed before this node");
+  }
+  tmp->host = Datum::of(*v->constant);
+  tmp->has_host = true;
+  return tmp;
+}
+
+Status Executor::Impl::run_loop(const Program::Step& st, DScope& scope) {
+  const ir::Node& n = *st.node;
+  const ir::Graph* body = n.attr_graph("body");
+  if (body == nullptr) return n.error(StatusCode::kInvalidModel, "needs graph attribute 'body'");
+  const int n_carried = std::max(0, static_cast<int>(n.inputs.size()) - 2);
+  const int body_outs = static_cast<int>(body->outputs.size());
+  if (static_cast<int>(body->inputs.size()) != n_carried + 2 || body_outs < n_carried + 1) {
+    return n.error(StatusCode::kInvalidModel, "the body does not fit the loop-carried values");
+  }
+  const int n_scan = body_outs - 1 - n_carried;
+  if (static_cast<int>(n.outputs.size()) > n_carried + n_scan) {
+    return n.error(StatusCode::kInvalidModel, "has more outputs than the body gives");
+  }
+  const bool has_m = n.has_input(0), has_cond = n.has_input(1);
+  if (!has_m && !has_cond) {
+    return n.error(StatusCode::kUnsupportedAttribute,
+                   "has neither a trip count nor a condition: the loop would never end");
+  }
+  int64_t trip = 0;
+  bool cond = true;
+  if (has_m) {
+    Slot tmp;
+    KILN_ASSIGN_OR_RETURN(Slot * s, input_slot(n, 0, scope, &tmp));
+    KILN_RETURN_IF_ERROR(to_host(*s, n.inputs[0]->name));
+    if (!s->host.is_tensor() || s->host.tensor.dtype() != DType::kInt64 ||
+        s->host.tensor.numel() != 1) {
+      return n.error(StatusCode::kInvalidModel, "trip count M must be one int64");
+    }
+    trip = s->host.tensor.data<int64_t>()[0];
+  }
+  if (has_cond) {
+    Slot tmp;
+    KILN_ASSIGN_OR_RETURN(Slot * s, input_slot(n, 1, scope, &tmp));
+    KILN_RETURN_IF_ERROR(to_host(*s, n.inputs[1]->name));
+    if (!s->host.is_tensor() || s->host.tensor.numel() != 1) {
+      return n.error(StatusCode::kInvalidModel, "the condition must be one element");
+    }
+    cond = s->host.tensor.get_double(0) != 0;
+  }
+  std::vector<Slot> carried;
+  for (int i = 0; i < n_carried; ++i) {
+    if (!n.has_input(i + 2)) {
+      return n.error(StatusCode::kInvalidModel,
+                     "loop-carried input " + std::to_string(i) + " is missing");
+    }
+    Slot tmp;
+    KILN_ASSIGN_OR_RETURN(Slot * s, input_slot(n, i + 2, scope, &tmp));
+    carried.push_back(*s);
+  }
+  constexpr int64_t kMaxIterations = 100'000'000;
+  std::vector<std::vector<Slot>> scans(static_cast<size_t>(n_scan));
+  int64_t it = 0;
+  for (; (!has_m || it < trip) && cond; ++it) {
+    if (it >= kMaxIterations) {
+      return n.error(StatusCode::kOutOfRange,
+                     "stopped after " + std::to_string(kMaxIterations) + " iterations");
+    }
+    std::vector<Slot> in(static_cast<size_t>(n_carried + 2));
+    in[0].host = Datum::of(Tensor::scalar<int64_t>(it));
+    in[0].has_host = true;
+    in[1].host = Datum::of(Tensor::scalar<bool>(cond));
+    in[1].has_host = true;
+    for (int i = 0; i < n_carried; ++i)
+      in[static_cast<size_t>(i + 2)] = std::move(carried[static_cast<size_t>(i)]);
+    StatusOr<std::vector<Slot>> outs = run_graph(*body, std::move(in), &scope);
+    if (!outs.ok()) {
+      return outs.take_status().with_context(n.label() + " body, iteration " + std::to_string(it));
+    }
+    if (has_cond) {
+      Slot& c = (*outs)[0];
+      KILN_RETURN_IF_ERROR(to_host(c, "condition"));
+      if (!c.host.is_tensor() || c.host.tensor.numel() != 1) {
+        return n.error(StatusCode::kInvalidModel, "the body's condition must be one element");
+      }
+      cond = c.host.tensor.get_double(0) != 0;
+    }
+    for (int i = 0; i < n_carried; ++i)
+      carried[static_cast<size_t>(i)] = std::move((*outs)[static_cast<size_t>(i + 1)]);
+    for (int k = 0; k < n_scan; ++k) {
+      Slot& sv = (*outs)[static_cast<size_t>(1 + n_carried + k)];
+      if (!sv.has_dev) KILN_RETURN_IF_ERROR(to_device(sv, "scan output"));
+      if (!scans[static_cast<size_t>(k)].empty()) {
+        const DeviceTensor& first = scans[static_cast<size_t>(k)][0].dev;
+        if (first.dtype != sv.dev.dtype || first.shape != sv.dev.shape) {
+          return n.error(StatusCode::kInvalidModel, "scan output " + std::to_string(k) +
+                                                        " changes its type across iterations");
+        }
+      }
+      scans[static_cast<size_t>(k)].push_back(std::move(sv));
+    }
+  }
+  for (int i = 0; i < static_cast<int>(n.outputs.size()); ++i) {
+    const ir::Value* ov = n.outputs[static_cast<size_t>(i)];
+    if (ov == nullptr) continue;
+    if (i < n_carried) {
+      scope.values[ov->name] = std::move(carried[static_cast<size_t>(i)]);
+      continue;
+    }
+    std::vector<Slot>& parts = scans[static_cast<size_t>(i - n_carried)];
+    Slot out;
+    if (parts.empty()) {
+      // No iteration: an empty stack of the body output's known shape.
+      const ir::TypeInfo& t = body->outputs[static_cast<size_t>(1 + i)]->type;
+      std::vector<int64_t> shape = {0};
+      for (const ir::Dim& d : t.shape.dims) shape.push_back(d.known() ? d.value : 0);
+      KILN_ASSIGN_OR_RETURN(
+          Tensor e,
+          Tensor::create(t.dtype == DType::kUndefined ? DType::kFloat32 : t.dtype, shape));
+      out.host = Datum::of(std::move(e));
+      out.has_host = true;
+    } else {
+      const DeviceTensor& first = parts[0].dev;
+      std::vector<int64_t> shape = first.shape;
+      shape.insert(shape.begin(), static_cast<int64_t>(parts.size()));
+      uint64_t each = first.nbytes();
+      KILN_ASSIGN_OR_RETURN(out.block, allocate(each * parts.size(), n.label() + " scan output"));
+      out.dev.data = out.block->ptr;
+      out.dev.dtype = first.dtype;
+      out.dev.shape = std::move(shape);
+      out.has_dev = true;
+      for (size_t k = 0; k < parts.size() && each > 0; ++k) {
+        KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(static_cast<char*>(out.dev.data) + k * each,
+                                                  parts[k].dev.data, each, cudaMemcpyDeviceToDevice,
+                                                  cur));
+      }
+    }
+    scope.values[ov->name] = std::move(out);
+  }
+  return Status::Ok();
 }
 
 }  // namespace kiln::cuda

@@ -48,7 +48,8 @@ class Program {
     const ops::OpDef* def = nullptr;
     int64_t tactic = -1;
     bool metadata_only = false;  // Shape / Size: read shapes, never data
-    bool gpu_if = false;         // If: condition read on the host, branch run by this executor
+    bool gpu_if = false;    // If: condition read on the host, branch run by this executor
+    bool gpu_loop = false;  // Loop: trip count and condition on the host, body by this executor
     std::vector<std::string> release_after;
   };
   struct GraphPlan {
