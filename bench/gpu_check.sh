@@ -47,7 +47,7 @@ if has conformance; then
     flag=""; label=cuda
     [ "$mode" = strict ] && flag="--strict" && label=cuda-strict
     timeout 280 "$kiln" conformance --backend cuda $flag -j 12 --timeout 60 "$node" \
-      --suite onnx-1.23.1 --write-expectations "$out/expect_$label.txt" \
+      --suite onnx-1.23.1-node --write-expectations "$out/expect_$label.txt" \
       > "$out/conformance_$mode.txt" 2>&1
     echo "conformance $mode: $(tail -1 "$out/conformance_$mode.txt")"
   done

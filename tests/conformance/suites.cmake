@@ -32,3 +32,15 @@ kiln_conformance_suite(conformance_cpu_onnx_1_23_1_node onnx-1.23.1-node ${KILN_
 foreach(s node pytorch-converted pytorch-operator simple)
   kiln_conformance_suite(conformance_cpu_onnx_1_12_${s} onnx-1.12-${s} ${KILN_DEBIAN_TESTDATA}/${s})
 endforeach()
+
+# The same suite on the GPU (label cuda; skipped without a GPU or a CUDA build): with CPU
+# fallback ("cuda" column of the expectations file) and strict, every node on the GPU
+# ("cuda-strict" column).
+foreach(mode cuda cuda-strict)
+  string(REPLACE "-" "_" tag ${mode})
+  add_test(NAME conformance_${tag}_onnx_1_23_1_node
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/run_suite.sh $<TARGET_FILE:kiln> onnx-1.23.1-node
+                   ${KILN_ONNX_1231_DIR}/node ${KILN_EXPECTATIONS} ${mode})
+  set_tests_properties(conformance_${tag}_onnx_1_23_1_node PROPERTIES LABELS cuda
+                       SKIP_RETURN_CODE 77 TIMEOUT 1800)
+endforeach()

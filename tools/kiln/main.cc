@@ -10,7 +10,11 @@ int main(int argc, char** argv) {
   using namespace kiln::cli;
   CLI::App app{"kiln: ONNX inference optimizer and runtime"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION);
+#ifdef KILN_HAVE_CUDA
+  app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION + " (cpu, cuda)");
+#else
+  app.set_version_flag("--version", std::string("kiln ") + KILN_VERSION + " (cpu)");
+#endif
 
   auto add_engine_options = [](CLI::App* cmd, EngineOptions& e, bool for_build) {
     cmd->add_option("--device", e.device,
