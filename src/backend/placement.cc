@@ -63,7 +63,7 @@ class Placer {
       } else if (is_shape_math(n)) {
         r.device = Device::kCpu;
         r.kernel = "cpu:" + n.op_type;
-        r.note = "shape computation on the host";
+        r.note = kShapeComputationNote;
         on_device = true;
         mark_host_outputs(n);
       } else {

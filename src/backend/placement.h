@@ -13,6 +13,9 @@
 
 namespace kiln::backend {
 
+// The note of nodes placed on the host as shape computations (not a fallback).
+inline constexpr const char* kShapeComputationNote = "shape computation on the host";
+
 struct PlacementResult {
   std::vector<runtime::StepRecord> steps;  // preorder (runtime::collect_nodes)
   std::vector<std::string> fallbacks;      // "[Op 'name' #i]: reason"

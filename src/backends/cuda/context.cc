@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "backend/cuda_backend.h"
+#include "backend/placement.h"
 #include "backends/cuda/cuda_util.h"
 #include "backends/cuda/executor.h"
 #include "kiln/kiln.h"
@@ -178,6 +179,7 @@ StatusOr<std::shared_ptr<const void>> create_cuda_program(const runtime::EngineD
   for (size_t i = 0; i < data.nodes.size() && i < data.steps.size(); ++i) {
     cuda::NodeChoice c;
     c.gpu = data.steps[i].device == Device::kCuda;
+    c.host_math = data.steps[i].note == kShapeComputationNote;
     c.tactic = data.steps[i].tactic;
     choices[data.nodes[i]] = c;
   }

@@ -106,6 +106,7 @@ Status Program::prepare(const ir::Graph& graph,
     s.cpu = cpu::KernelRegistry::global().find(n.domain, n.op_type);
     s.metadata_only = is_metadata_op(n);
     auto it = choices.find(&n);
+    s.host_math = it != choices.end() && it->second.host_math;
     bool default_domain = n.domain.empty() || n.domain == "ai.onnx";
     bool control = (n.op_type == "If" || n.op_type == "Loop") && default_domain;
     if (it != choices.end() && it->second.gpu && !s.metadata_only) {
@@ -220,9 +221,17 @@ struct ArenaPlan {
 
 struct GraphEntry {
   cudaGraphExec_t exec = nullptr;
+  std::vector<void*> pinned;         // host data the graph copies to the device (shape-derived)
   std::vector<DeviceTensor> inputs;  // staged input addresses, in main-graph input order
   std::vector<RunOutput> outputs;
 };
+
+void destroy_graph(GraphEntry& g) {
+  if (g.exec) cudaGraphExecDestroy(g.exec);
+  g.exec = nullptr;
+  for (void* p : g.pinned) cudaFreeHost(p);
+  g.pinned.clear();
+}
 
 // A refusal inside graph capture: the run falls back to normal execution.
 constexpr const char* kNotCapturable = "not capturable: ";
@@ -249,6 +258,7 @@ struct Executor::Impl : public KernelServices {
   bool irregular = false;
   bool capturing = false;
   std::string capture_refusal;
+  std::vector<void*> capture_pinned;  // pinned copies of host data made during a capture
 
   bool use_graphs = false;
   bool profiling = false;
@@ -317,8 +327,7 @@ struct Block {
 Executor::Impl::~Impl() {
   outputs.clear();
   kept.clear();
-  for (auto& [sig, g] : graphs)
-    if (g.exec) cudaGraphExecDestroy(g.exec);
+  for (auto& [sig, g] : graphs) destroy_graph(g);
   if (own_stream) cudaStreamSynchronize(own_stream);
   if (arena) cudaFree(arena);
   if (workspace_ptr) cudaFree(workspace_ptr);
@@ -369,8 +378,7 @@ Status Executor::Impl::ensure_arena(uint64_t bytes) {
     cudaFree(arena);
     arena = nullptr;
     arena_capacity = 0;
-    for (auto& [sig, g] : graphs)
-      if (g.exec) cudaGraphExecDestroy(g.exec);
+    for (auto& [sig, g] : graphs) destroy_graph(g);
     graphs.clear();
   }
   cudaError_t e = cudaMalloc(&arena, bytes);
@@ -397,8 +405,7 @@ StatusOr<void*> Executor::Impl::workspace(uint64_t bytes) {
   if (workspace_ptr) cudaFreeAsync(workspace_ptr, cur);
   workspace_ptr = nullptr;
   // Captured graphs read the old workspace: they are stale now.
-  for (auto& [sig, g] : graphs)
-    if (g.exec) cudaGraphExecDestroy(g.exec);
+  for (auto& [sig, g] : graphs) destroy_graph(g);
   graphs.clear();
   workspace_size = 0;
   uint64_t size = align_up(bytes, 1 << 20);
@@ -501,8 +508,19 @@ Status Executor::Impl::to_device(Slot& s, const std::string& name) {
   s.dev.dtype = t.dtype();
   s.dev.shape = t.shape();
   if (t.nbytes() > 0) {
+    const void* src = t.raw();
+    if (capturing) {
+      // The graph replays this copy: give it pinned memory that lives as long as the graph.
+      // Host values reach here only from shapes and constants, so the bytes are the same at
+      // every replay of this input shape.
+      void* pinned = nullptr;
+      KILN_CUDA_RETURN_IF_ERROR(cudaHostAlloc(&pinned, t.nbytes(), cudaHostAllocDefault));
+      std::memcpy(pinned, src, t.nbytes());
+      capture_pinned.push_back(pinned);
+      src = pinned;
+    }
     KILN_CUDA_RETURN_IF_ERROR(
-        cudaMemcpyAsync(s.dev.data, t.raw(), t.nbytes(), cudaMemcpyHostToDevice, cur));
+        cudaMemcpyAsync(s.dev.data, src, t.nbytes(), cudaMemcpyHostToDevice, cur));
     stats.copies_to_device++;
     step_copies_to_device++;
   }
@@ -716,8 +734,10 @@ Status Executor::Impl::run_gpu_step(const Program::Step& st, DScope& scope) {
 Status Executor::Impl::run_cpu_step(const Program::Step& st, DScope& scope) {
   const ir::Node& n = *st.node;
   if (st.cpu == nullptr) return n.error(StatusCode::kUnsupportedOp, "no CPU kernel");
-  if (capturing) return Status(StatusCode::kInternal, std::string(kNotCapturable) + "CPU step");
-  cpu_steps_run++;
+  if (capturing && !st.host_math) {
+    return Status(StatusCode::kInternal, std::string(kNotCapturable) + "CPU step");
+  }
+  if (!st.host_math) cpu_steps_run++;
   static const Datum kAbsent;
   std::vector<const Datum*> inputs(n.inputs.size(), &kAbsent);
   std::vector<Datum> consts;
@@ -919,8 +939,10 @@ Status Executor::Impl::run_once(const std::vector<RunInput>& inputs, const std::
   stats.copies_to_device = 0;
   cudaGraph_t graph = nullptr;
   if (capture) {
-    KILN_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(cur, cudaStreamCaptureModeThreadLocal));
+    // Relaxed: pinned staging for shape-derived host values is allocated while capturing.
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(cur, cudaStreamCaptureModeRelaxed));
     capturing = true;
+    capture_pinned.clear();
   }
   StatusOr<std::vector<Slot>> outs = run_graph(g, std::move(in_slots), nullptr);
   if (capture) {
@@ -928,6 +950,8 @@ Status Executor::Impl::run_once(const std::vector<RunInput>& inputs, const std::
     cudaError_t e = cudaStreamEndCapture(cur, &graph);
     if (!outs.ok() || e != cudaSuccess) {
       if (graph) cudaGraphDestroy(graph);
+      for (void* p : capture_pinned) cudaFreeHost(p);
+      capture_pinned.clear();
       cudaGetLastError();
       if (outs.ok()) return cuda_error(e, "cudaStreamEndCapture");
       return outs.take_status();
@@ -957,10 +981,14 @@ Status Executor::Impl::run_once(const std::vector<RunInput>& inputs, const std::
     cudaGraphDestroy(graph);
     if (e != cudaSuccess) {
       cudaGetLastError();
+      for (void* p : capture_pinned) cudaFreeHost(p);
+      capture_pinned.clear();
       return cuda_error(e, "cudaGraphInstantiate");
     }
     entry.inputs = staged;
     entry.outputs = outputs;
+    entry.pinned = std::move(capture_pinned);
+    capture_pinned.clear();
     KILN_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(entry.exec, cur));
     stats.graph_captured = true;
     graphs[sig] = std::move(entry);
@@ -971,8 +999,7 @@ Status Executor::Impl::run_once(const std::vector<RunInput>& inputs, const std::
     ap.offsets = std::move(mp.offsets);
     ap.peak = mp.peak;
     for (const backend::BufferUse& r : records) ap.sizes.push_back(r.bytes);
-    ap.capturable = stats.host_syncs == 0 && cpu_steps_run == 0 && step_copies_to_device == 0 &&
-                    stats.copies_to_host == 0;
+    ap.capturable = stats.host_syncs == 0 && cpu_steps_run == 0 && stats.copies_to_host == 0;
     plans[sig] = std::move(ap);
   }
   return Status::Ok();

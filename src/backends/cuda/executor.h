@@ -23,6 +23,7 @@ namespace kiln::cuda {
 
 struct NodeChoice {
   bool gpu = false;
+  bool host_math = false;  // a shape computation on the host: its results depend on shapes only
   int64_t tactic = -1;
 };
 
@@ -48,8 +49,9 @@ class Program {
     const ops::OpDef* def = nullptr;
     int64_t tactic = -1;
     bool metadata_only = false;  // Shape / Size: read shapes, never data
-    bool gpu_if = false;    // If: condition read on the host, branch run by this executor
-    bool gpu_loop = false;  // Loop: trip count and condition on the host, body by this executor
+    bool gpu_if = false;         // If: condition read on the host, branch run by this executor
+    bool gpu_loop = false;   // Loop: trip count and condition on the host, body by this executor
+    bool host_math = false;  // shape computation on the host (allowed inside CUDA graph capture)
     std::vector<std::string> release_after;
   };
   struct GraphPlan {
