@@ -56,6 +56,10 @@ class Placer {
         r.device = Device::kCuda;
         r.kernel = "control:If (condition on the host, branch on the GPU)";
         on_device = true;
+      } else if (default_domain(n) && n.op_type == "Scan" && n.opset >= 9 && all_tensors(n)) {
+        r.device = Device::kCuda;
+        r.kernel = "control:Scan (slices and stacks on the GPU, body on the GPU)";
+        on_device = true;
       } else if (default_domain(n) && n.op_type == "Loop" && all_tensors(n)) {
         r.device = Device::kCuda;
         r.kernel = "control:Loop (trip count and condition on the host, body on the GPU)";

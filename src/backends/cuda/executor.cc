@@ -108,7 +108,8 @@ Status Program::prepare(const ir::Graph& graph,
     auto it = choices.find(&n);
     s.host_math = it != choices.end() && it->second.host_math;
     bool default_domain = n.domain.empty() || n.domain == "ai.onnx";
-    bool control = (n.op_type == "If" || n.op_type == "Loop") && default_domain;
+    bool control =
+        (n.op_type == "If" || n.op_type == "Loop" || n.op_type == "Scan") && default_domain;
     if (it != choices.end() && it->second.gpu && !s.metadata_only) {
       s.tactic = it->second.tactic;
       if (!control) {
@@ -124,6 +125,7 @@ Status Program::prepare(const ir::Graph& graph,
     bool gpu_control = control && it != choices.end() && it->second.gpu;
     s.gpu_if = gpu_control && n.op_type == "If";
     s.gpu_loop = gpu_control && n.op_type == "Loop";
+    s.gpu_scan = gpu_control && n.op_type == "Scan";
     bool on_gpu = s.gpu != nullptr || gpu_control;
     (on_gpu ? gpu_steps_ : cpu_steps_)++;
     plan.steps.push_back(std::move(s));
@@ -300,6 +302,7 @@ struct Executor::Impl : public KernelServices {
   Status run_metadata_step(const Program::Step& st, DScope& scope);
   Status run_if(const Program::Step& st, DScope& scope);
   Status run_loop(const Program::Step& st, DScope& scope);
+  Status run_scan(const Program::Step& st, DScope& scope);
   StatusOr<Slot*> input_slot(const ir::Node& n, int i, DScope& scope, Slot* tmp);
   Status run_once(const std::vector<RunInput>& inputs, const std::string& sig, bool capture);
   Status replay(GraphEntry& e, const std::vector<RunInput>& inputs);
@@ -581,6 +584,9 @@ Status Executor::Impl::run_step(const Program::Step& st, DScope& scope) {
   } else if (st.gpu_loop) {
     gpu = true;
     s = run_loop(st, scope);
+  } else if (st.gpu_scan) {
+    gpu = true;
+    s = run_scan(st, scope);
   } else {
     s = run_cpu_step(st, scope);
   }
@@ -1244,6 +1250,194 @@ Status Executor::Impl::run_loop(const Program::Step& st, DScope& scope) {
                                                   parts[k].dev.data, each, cudaMemcpyDeviceToDevice,
                                                   cur));
       }
+    }
+    scope.values[ov->name] = std::move(out);
+  }
+  return Status::Ok();
+}
+
+namespace {
+
+int64_t product(const std::vector<int64_t>& v, size_t from, size_t to) {
+  int64_t p = 1;
+  for (size_t i = from; i < to && i < v.size(); ++i) p *= v[i];
+  return p;
+}
+
+// Normalized axis `raw` of a tensor of rank `rank`, or -1 when out of range.
+int64_t norm_axis(int64_t raw, int64_t rank) {
+  int64_t a = raw < 0 ? raw + rank : raw;
+  return a >= 0 && a < rank ? a : -1;
+}
+
+}  // namespace
+
+// Scan (opset 9+): scan inputs are cut along their axes on the device (a view when the cut is
+// contiguous, a 2-D strided copy otherwise), the body runs once per element, and the scan
+// outputs are stacked along their axes with strided copies.
+Status Executor::Impl::run_scan(const Program::Step& st, DScope& scope) {
+  const ir::Node& n = *st.node;
+  const ir::Graph* body = n.attr_graph("body");
+  if (body == nullptr) return n.error(StatusCode::kInvalidModel, "needs graph attribute 'body'");
+  const int nin = static_cast<int>(n.inputs.size());
+  const int64_t m = n.attr_int("num_scan_inputs", -1);
+  if (m < 1 || m > nin) {
+    return n.error(
+        StatusCode::kInvalidModel,
+        "num_scan_inputs must be in [1, " + std::to_string(nin) + "], got " + std::to_string(m));
+  }
+  const int n_state = nin - static_cast<int>(m);
+  const int n_scan_in = static_cast<int>(m);
+  const int n_scan_out = static_cast<int>(body->outputs.size()) - n_state;
+  if (static_cast<int>(body->inputs.size()) != nin || n_scan_out < 0 ||
+      static_cast<int>(n.outputs.size()) > static_cast<int>(body->outputs.size())) {
+    return n.error(StatusCode::kInvalidModel, "the body does not fit the state and scan inputs");
+  }
+  std::vector<Slot> state;
+  std::vector<Slot*> scan_in;
+  std::vector<Slot> tmps(static_cast<size_t>(nin));
+  for (int i = 0; i < nin; ++i) {
+    if (!n.has_input(i)) {
+      return n.error(StatusCode::kInvalidModel, "input " + std::to_string(i) + " is missing");
+    }
+    KILN_ASSIGN_OR_RETURN(Slot * s, input_slot(n, i, scope, &tmps[static_cast<size_t>(i)]));
+    if (i < n_state) {
+      state.push_back(*s);
+    } else {
+      KILN_RETURN_IF_ERROR(to_device(*s, n.inputs[static_cast<size_t>(i)]->name));
+      if (s->dev.rank() < 1) {
+        return n.error(StatusCode::kInvalidModel, "scan inputs must have rank >= 1");
+      }
+      scan_in.push_back(s);
+    }
+  }
+  auto axes_of = [&](const char* name, size_t count, std::vector<int64_t>* out) -> Status {
+    *out = n.attr_ints(name, {});
+    if (out->empty()) out->assign(count, 0);
+    if (out->size() != count) {
+      return n.error(StatusCode::kInvalidModel, std::string(name) + " has " +
+                                                    std::to_string(out->size()) +
+                                                    " entries, expected " + std::to_string(count));
+    }
+    return Status::Ok();
+  };
+  std::vector<int64_t> in_axes, in_dirs, out_axes, out_dirs;
+  KILN_RETURN_IF_ERROR(axes_of("scan_input_axes", static_cast<size_t>(n_scan_in), &in_axes));
+  KILN_RETURN_IF_ERROR(axes_of("scan_input_directions", static_cast<size_t>(n_scan_in), &in_dirs));
+  KILN_RETURN_IF_ERROR(axes_of("scan_output_axes", static_cast<size_t>(n_scan_out), &out_axes));
+  KILN_RETURN_IF_ERROR(
+      axes_of("scan_output_directions", static_cast<size_t>(n_scan_out), &out_dirs));
+  int64_t seq = -1;
+  for (int j = 0; j < n_scan_in; ++j) {
+    const DeviceTensor& x = scan_in[static_cast<size_t>(j)]->dev;
+    int64_t a = norm_axis(in_axes[static_cast<size_t>(j)], x.rank());
+    if (a < 0) return n.error(StatusCode::kInvalidModel, "scan_input_axes out of range");
+    in_axes[static_cast<size_t>(j)] = a;
+    int64_t len = x.dim(static_cast<int>(a));
+    if (seq >= 0 && len != seq) {
+      return n.error(StatusCode::kInvalidModel, "scan inputs have different sequence lengths");
+    }
+    seq = len;
+  }
+  std::vector<std::vector<Slot>> parts(static_cast<size_t>(n_scan_out));
+  for (int64_t t = 0; t < seq; ++t) {
+    std::vector<Slot> in;
+    for (Slot& s : state) in.push_back(std::move(s));
+    for (int j = 0; j < n_scan_in; ++j) {
+      const Slot& src = *scan_in[static_cast<size_t>(j)];
+      const DeviceTensor& x = src.dev;
+      const size_t a = static_cast<size_t>(in_axes[static_cast<size_t>(j)]);
+      const int64_t idx = in_dirs[static_cast<size_t>(j)] ? seq - 1 - t : t;
+      const uint64_t es = dtype_storage_bytes(x.dtype, 1);
+      const int64_t outer = product(x.shape, 0, a);
+      const uint64_t inner = static_cast<uint64_t>(product(x.shape, a + 1, x.shape.size())) * es;
+      Slot cut;
+      cut.dev.dtype = x.dtype;
+      cut.dev.shape = x.shape;
+      cut.dev.shape.erase(cut.dev.shape.begin() + static_cast<std::ptrdiff_t>(a));
+      cut.has_dev = true;
+      char* base = static_cast<char*>(x.data) + static_cast<uint64_t>(idx) * inner;
+      if (outer == 1) {
+        cut.dev.data = base;  // a view: the element is contiguous
+        cut.block = src.block;
+      } else {
+        KILN_ASSIGN_OR_RETURN(cut.block, allocate(inner * static_cast<uint64_t>(outer),
+                                                  n.label() + " scan input slice"));
+        cut.dev.data = cut.block->ptr;
+        if (inner > 0) {
+          KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy2DAsync(
+              cut.dev.data, inner, base, inner * static_cast<uint64_t>(x.dim(static_cast<int>(a))),
+              inner, static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, cur));
+        }
+      }
+      in.push_back(std::move(cut));
+    }
+    StatusOr<std::vector<Slot>> outs = run_graph(*body, std::move(in), &scope);
+    if (!outs.ok()) {
+      return outs.take_status().with_context(n.label() + " body, element " + std::to_string(t));
+    }
+    state.clear();
+    for (int i = 0; i < n_state; ++i) state.push_back(std::move((*outs)[static_cast<size_t>(i)]));
+    for (int k = 0; k < n_scan_out; ++k) {
+      Slot& sv = (*outs)[static_cast<size_t>(n_state + k)];
+      KILN_RETURN_IF_ERROR(to_device(sv, "scan output"));
+      auto& list = parts[static_cast<size_t>(k)];
+      if (!list.empty() &&
+          (list[0].dev.dtype != sv.dev.dtype || list[0].dev.shape != sv.dev.shape)) {
+        return n.error(StatusCode::kInvalidModel,
+                       "scan output " + std::to_string(k) + " changes its type across elements");
+      }
+      list.push_back(std::move(sv));
+    }
+  }
+  for (int i = 0; i < static_cast<int>(n.outputs.size()); ++i) {
+    const ir::Value* ov = n.outputs[static_cast<size_t>(i)];
+    if (ov == nullptr) continue;
+    if (i < n_state) {
+      scope.values[ov->name] = std::move(state[static_cast<size_t>(i)]);
+      continue;
+    }
+    const int k = i - n_state;
+    std::vector<Slot>& list = parts[static_cast<size_t>(k)];
+    Slot out;
+    if (list.empty()) {
+      const ir::TypeInfo& t = body->outputs[static_cast<size_t>(i)]->type;
+      std::vector<int64_t> shape;
+      for (const ir::Dim& d : t.shape.dims) shape.push_back(d.known() ? d.value : 0);
+      int64_t a = std::max<int64_t>(
+          0, norm_axis(out_axes[static_cast<size_t>(k)], static_cast<int64_t>(shape.size()) + 1));
+      shape.insert(shape.begin() + a, 0);
+      KILN_ASSIGN_OR_RETURN(
+          Tensor e,
+          Tensor::create(t.dtype == DType::kUndefined ? DType::kFloat32 : t.dtype, shape));
+      out.host = Datum::of(std::move(e));
+      out.has_host = true;
+      scope.values[ov->name] = std::move(out);
+      continue;
+    }
+    const DeviceTensor& p0 = list[0].dev;
+    const int64_t r = p0.rank() + 1;
+    const int64_t b = norm_axis(out_axes[static_cast<size_t>(k)], r);
+    if (b < 0) return n.error(StatusCode::kInvalidModel, "scan_output_axes out of range");
+    const int64_t T = static_cast<int64_t>(list.size());
+    std::vector<int64_t> shape = p0.shape;
+    shape.insert(shape.begin() + b, T);
+    const uint64_t es = dtype_storage_bytes(p0.dtype, 1);
+    const int64_t outer = product(p0.shape, 0, static_cast<size_t>(b));
+    const uint64_t inner =
+        static_cast<uint64_t>(product(p0.shape, static_cast<size_t>(b), p0.shape.size())) * es;
+    KILN_ASSIGN_OR_RETURN(
+        out.block, allocate(inner * static_cast<uint64_t>(outer * T), n.label() + " scan output"));
+    out.dev.data = out.block->ptr;
+    out.dev.dtype = p0.dtype;
+    out.dev.shape = std::move(shape);
+    out.has_dev = true;
+    for (int64_t t = 0; t < T && inner > 0; ++t) {
+      const int64_t pos = out_dirs[static_cast<size_t>(k)] ? T - 1 - t : t;
+      char* dst = static_cast<char*>(out.dev.data) + static_cast<uint64_t>(pos) * inner;
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy2DAsync(
+          dst, inner * static_cast<uint64_t>(T), list[static_cast<size_t>(t)].dev.data, inner,
+          inner, static_cast<size_t>(outer), cudaMemcpyDeviceToDevice, cur));
     }
     scope.values[ov->name] = std::move(out);
   }

@@ -50,7 +50,9 @@ class Program {
     int64_t tactic = -1;
     bool metadata_only = false;  // Shape / Size: read shapes, never data
     bool gpu_if = false;         // If: condition read on the host, branch run by this executor
-    bool gpu_loop = false;   // Loop: trip count and condition on the host, body by this executor
+    bool gpu_loop = false;  // Loop: trip count and condition on the host, body by this executor
+    bool gpu_scan =
+        false;  // Scan (opset 9+): slices and stacks on the device, body by the executor
     bool host_math = false;  // shape computation on the host (allowed inside CUDA graph capture)
     std::vector<std::string> release_after;
   };
