@@ -178,14 +178,15 @@ class CpuContext final : public ExecutionContext {
     std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
     for (const auto& [n, d] : feeds_) shapes.emplace_back(n, d.tensor.shape());
     KILN_RETURN_IF_ERROR(runtime::check_profile_fit(*data_, shapes));
-    auto t0 = std::chrono::steady_clock::now();
-    KILN_ASSIGN_OR_RETURN(std::vector<Datum> outs, data_->cpu->run(feeds_));
+    std::vector<std::pair<const ir::Node*, double>> node_times;
+    KILN_ASSIGN_OR_RETURN(std::vector<Datum> outs,
+                          data_->cpu->run(feeds_, profiling_ ? &node_times : nullptr));
     if (profiling_) {
       times_.clear();
-      times_.push_back(
-          {"(whole graph)", "graph", "cpu",
-           std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-               .count()});
+      times_.reserve(node_times.size());
+      for (const auto& [node, ms] : node_times) {
+        times_.push_back({node->name.empty() ? node->op_type : node->name, node->op_type, "cpu", ms});
+      }
     }
     for (size_t i = 0; i < outs.size() && i < data_->outputs.size(); ++i) {
       if (!outs[i].is_tensor() || outs[i].tensor.dtype() == DType::kString) continue;

@@ -1,5 +1,6 @@
 #include "backends/cpu/executor.h"
 
+#include <chrono>
 #include <exception>
 #include <new>
 #include <unordered_set>
@@ -162,8 +163,8 @@ Status Executor::prepare(const ir::Graph& graph, std::vector<const ir::Node*>* u
   return Status::Ok();
 }
 
-StatusOr<std::vector<Datum>> Executor::run(
-    const std::vector<std::pair<std::string, Datum>>& feeds) {
+StatusOr<std::vector<Datum>> Executor::run(const std::vector<std::pair<std::string, Datum>>& feeds,
+                                           std::vector<std::pair<const ir::Node*, double>>* times) {
   std::vector<Datum> inputs(main_->inputs.size());
   std::vector<bool> given(main_->inputs.size(), false);
   for (const auto& [name, d] : feeds) {
@@ -188,11 +189,12 @@ StatusOr<std::vector<Datum>> Executor::run(
                               ") was not given");
     }
   }
-  return run_graph(*main_, std::move(inputs), nullptr);
+  return run_graph(*main_, std::move(inputs), nullptr, times);
 }
 
-StatusOr<std::vector<Datum>> Executor::run_graph(const ir::Graph& graph, std::vector<Datum> inputs,
-                                                 const Scope* parent) {
+StatusOr<std::vector<Datum>> Executor::run_graph(
+    const ir::Graph& graph, std::vector<Datum> inputs, const Scope* parent,
+    std::vector<std::pair<const ir::Node*, double>>* times) {
   auto it = plans_.find(&graph);
   if (it == plans_.end()) return internal_error("graph '" + graph.name + "' was not prepared");
   if (inputs.size() != graph.inputs.size()) {
@@ -208,7 +210,15 @@ StatusOr<std::vector<Datum>> Executor::run_graph(const ir::Graph& graph, std::ve
     scope.values[graph.inputs[i]->name] = std::move(inputs[i]);
   }
   for (const Step& step : it->second.steps) {
+    if (times == nullptr) {
+      KILN_RETURN_IF_ERROR(run_step(step, scope));
+      continue;
+    }
+    auto t0 = std::chrono::steady_clock::now();
     KILN_RETURN_IF_ERROR(run_step(step, scope));
+    times->emplace_back(
+        step.node,
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::vector<Datum> outputs;
   outputs.reserve(graph.outputs.size());

@@ -34,12 +34,16 @@ class Executor {
   }
 
   // Feeds by graph input name; returns the graph outputs in order. Inputs with a constant
-  // (an initializer) may be left out.
-  StatusOr<std::vector<Datum>> run(const std::vector<std::pair<std::string, Datum>>& feeds);
+  // (an initializer) may be left out. With `times`, the wall time of every main-graph node is
+  // appended to it (a node with subgraphs includes them).
+  StatusOr<std::vector<Datum>> run(
+      const std::vector<std::pair<std::string, Datum>>& feeds,
+      std::vector<std::pair<const ir::Node*, double>>* times = nullptr);
 
   // Runs `graph` (the main graph or a subgraph prepared by create) with positional inputs.
-  StatusOr<std::vector<Datum>> run_graph(const ir::Graph& graph, std::vector<Datum> inputs,
-                                         const Scope* parent);
+  StatusOr<std::vector<Datum>> run_graph(
+      const ir::Graph& graph, std::vector<Datum> inputs, const Scope* parent,
+      std::vector<std::pair<const ir::Node*, double>>* times = nullptr);
 
  private:
   struct Step {
