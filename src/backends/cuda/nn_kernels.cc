@@ -41,7 +41,10 @@ int known_rank(const ir::Node& node, int i) {
 
 std::string pool_supports_impl(const ir::Node& node, bool global) {
   const DType t = input_dtype(node, 0);
-  if (!is_float_like(t)) return std::string("dtype ") + dtype_name(t);
+  // MaxPool also takes int8/uint8 (a max needs no arithmetic).
+  const bool int_max =
+      !global && node.op_type == "MaxPool" && (t == DType::kInt8 || t == DType::kUInt8);
+  if (!is_float_like(t) && !int_max) return std::string("dtype ") + dtype_name(t);
   if (output_dtype(node, 0) != t) return "output dtype differs from the input's";
   if (node.has_output(1) && output_dtype(node, 1) != DType::kInt64) return "Indices must be int64";
   for (size_t i = 2; i < node.outputs.size(); ++i) {

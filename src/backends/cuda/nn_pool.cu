@@ -16,6 +16,8 @@ template <typename T>
 __device__ __forceinline__ AccOf<T> ld(const T* p, int64_t i) {
   if constexpr (std::is_same_v<T, double>) {
     return p[i];
+  } else if constexpr (std::is_integral_v<T>) {
+    return static_cast<float>(p[i]);  // int8/uint8 MaxPool: exact in float
   } else {
     return load_f(p, i);
   }
@@ -24,6 +26,9 @@ template <typename T>
 __device__ __forceinline__ T st(AccOf<T> v) {
   if constexpr (std::is_same_v<T, double>) {
     return v;
+  } else if constexpr (std::is_integral_v<T>) {
+    // A window entirely in the padding leaves -inf: 0, as the CPU kernel gives.
+    return v < -1000.f ? T(0) : static_cast<T>(v);
   } else {
     return from_f<T>(v);
   }
@@ -176,12 +181,20 @@ Status launch_pool(KernelContext& ctx, DType dtype, const PoolGeom& g, PoolKind 
   const int64_t total = g.planes * g.out[0] * g.out[1] * g.out[2];
   if (total <= 0) return Status::Ok();
   const Launch l = launch_for(total);
-  const bool ok = dispatch_float(dtype, [&](auto tag) {
+  auto launch = [&](auto tag) {
     using T = decltype(tag);
     pool_kernel<T><<<l.grid, l.block, 0, ctx.stream()>>>(
         static_cast<const T*>(x), static_cast<T*>(y), indices, g, static_cast<int>(kind),
         count_include_pad, static_cast<AccOf<T>>(p), col_major_indices);
-  });
+  };
+  bool ok = true;
+  if (kind == PoolKind::kMax && dtype == DType::kInt8) {
+    launch(int8_t{});
+  } else if (kind == PoolKind::kMax && dtype == DType::kUInt8) {
+    launch(uint8_t{});
+  } else {
+    ok = dispatch_float(dtype, launch);
+  }
   if (!ok) return ctx.unsupported_type(dtype);
   return ctx.check_launch("pool");
 }
