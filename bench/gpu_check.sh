@@ -43,7 +43,7 @@ if has conformance; then
     mkdir -p "$suite" && tar -xzf "${SUITE_TGZ}" -C "$suite" --strip-components=1
   fi
   node=$(dirname "$(find "$suite" -maxdepth 3 -name 'test_abs' -type d | head -1)")
-  for mode in strict fallback; do
+  for mode in ${CONF_MODES:-strict fallback}; do
     flag=""; label=cuda
     [ "$mode" = strict ] && flag="--strict" && label=cuda-strict
     timeout 280 "$kiln" conformance --backend cuda $flag -j 12 --timeout 60 "$node" \

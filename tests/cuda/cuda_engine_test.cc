@@ -53,6 +53,15 @@ HostTensor run(ExecutionContext& ctx, const HostTensor& x) {
   return y ? *y : HostTensor{};
 }
 
+double max_abs_diff(const HostTensor& a, const HostTensor& b) {
+  if (a.numel() != b.numel()) return INFINITY;
+  double d = 0;
+  for (int64_t i = 0; i < b.numel(); ++i) {
+    d = std::max(d, static_cast<double>(std::fabs(a.as<float>()[i] - b.as<float>()[i])));
+  }
+  return d;
+}
+
 // Max |a-b| relative to max |b|.
 double rel_error(const HostTensor& a, const HostTensor& b) {
   double diff = 0, mag = 0;
@@ -142,31 +151,42 @@ TEST(CudaEngine, ProfilesAndContextsOnThreads) {
     xs.push_back(random_input({1 + 2 * i, 3, 32, 32}, 40 + i));
     expected.push_back(run(**ctx, xs.back()));
   }
-  std::vector<int> bad(4, 0);
+  // Each thread notes what went wrong (error or which run differed, and by how much).
+  std::vector<std::string> bad(4);
   std::vector<std::thread> threads;
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&, t] {
+      std::string& note = bad[static_cast<size_t>(t)];
       auto c2 = gpu->create_context();
       if (!c2.ok()) {
-        bad[static_cast<size_t>(t)] = -1;
+        note = c2.status().to_string();
         return;
       }
       (*c2)->set_cuda_graph(t % 2 == 1);
       for (int rep = 0; rep < 4; ++rep) {
         for (size_t k = 0; k < xs.size(); ++k) {
           size_t idx = (k + static_cast<size_t>(t)) % xs.size();
-          if (!(*c2)->set_input("x", xs[idx]).ok() || !(*c2)->execute().ok()) {
-            bad[static_cast<size_t>(t)]++;
+          Status s = (*c2)->set_input("x", xs[idx]);
+          if (s.ok()) s = (*c2)->execute();
+          if (!s.ok()) {
+            note += "rep " + std::to_string(rep) + " input " + std::to_string(idx) + ": " +
+                    s.to_string() + "\n";
             continue;
           }
           const HostTensor* y = (*c2)->output("y");
-          if (y == nullptr || y->data != expected[idx].data) bad[static_cast<size_t>(t)]++;
+          if (y == nullptr) {
+            note += "no output y\n";
+          } else if (y->data != expected[idx].data) {
+            note += "rep " + std::to_string(rep) + " input " + std::to_string(idx) +
+                    ": differs, max |d| " + std::to_string(max_abs_diff(*y, expected[idx])) + "; " +
+                    (*c2)->run_notes() + "\n";
+          }
         }
       }
     });
   }
   for (auto& th : threads) th.join();
-  for (int b : bad) EXPECT_EQ(b, 0);
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(bad[static_cast<size_t>(t)], "") << "thread " << t;
 }
 
 TEST(CudaEngine, DeviceBindingsAndEnqueue) {

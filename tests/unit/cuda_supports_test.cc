@@ -31,9 +31,9 @@ std::string node_suite_dir() {
 bool deliberate(const std::string& why) {
   // Training-mode Dropout (random masks) and BatchNormalization (running statistics) and
   // Einsum's diagonals are left to the CPU: none occurs in an inference graph's hot path.
-  for (const char* ok : {"float8", "float4", "int4", "int2", "uint4", "uint2", "string", "complex",
-                         "row longer than", "training Dropout runs on the CPU",
-                         "training outputs", "(diagonal)"}) {
+  for (const char* ok :
+       {"float8", "float4", "int4", "int2", "uint4", "uint2", "string", "complex",
+        "row longer than", "training Dropout runs on the CPU", "training outputs", "(diagonal)"}) {
     if (why.find(ok) != std::string::npos) return true;
   }
   return false;

@@ -7,6 +7,8 @@
 #include <chrono>
 #include <climits>
 #include <cstring>
+#include <mutex>
+#include <shared_mutex>
 #include <unordered_set>
 
 #include "backend/memory_planner.h"
@@ -32,6 +34,16 @@ uint64_t align_up(uint64_t v, uint64_t a) {
   return (v + a - 1) / a * a;
 }
 
+// CUDA-graph capture and the calls that may not overlap it. While one stream captures, a
+// cudaMalloc/cudaFree, a library handle's creation or a first kernel launch on another thread
+// can invalidate the capture (the driver synchronizes the device for them). Kiln's own contexts
+// therefore run under a shared lock and capture under an exclusive one: a capture (once per
+// context and input shape, a few milliseconds) briefly pauses the engine's other contexts.
+std::shared_mutex& device_api_mutex() {
+  static auto* m = new std::shared_mutex();
+  return *m;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -43,6 +55,7 @@ StatusOr<std::shared_ptr<const Program>> Program::create(
   std::shared_ptr<Program> p(new Program());
   p->graph_ = &graph;
   p->options_ = options;
+  std::shared_lock<std::shared_mutex> lock(device_api_mutex());
   cpu::Executor::Options cpu_options;
   cpu_options.max_tensor_bytes = options.max_tensor_bytes;
   KILN_ASSIGN_OR_RETURN(p->cpu_, cpu::Executor::create(graph, cpu_options));
@@ -52,6 +65,7 @@ StatusOr<std::shared_ptr<const Program>> Program::create(
 }
 
 Program::~Program() {
+  std::shared_lock<std::shared_mutex> lock(device_api_mutex());
   if (weight_memory_ != nullptr) cudaFree(weight_memory_);
 }
 
@@ -219,6 +233,7 @@ struct ArenaPlan {
   std::vector<uint64_t> sizes;
   uint64_t peak = 0;
   bool capturable = false;
+  int failed_captures = 0;
 };
 
 struct GraphEntry {
@@ -328,6 +343,7 @@ struct Block {
 }  // namespace
 
 Executor::Impl::~Impl() {
+  std::shared_lock<std::shared_mutex> lock(device_api_mutex());
   outputs.clear();
   kept.clear();
   for (auto& [sig, g] : graphs) destroy_graph(g);
@@ -1006,6 +1022,8 @@ Status Executor::Impl::run_once(const std::vector<RunInput>& inputs, const std::
     ap.peak = mp.peak;
     for (const backend::BufferUse& r : records) ap.sizes.push_back(r.bytes);
     ap.capturable = stats.host_syncs == 0 && cpu_steps_run == 0 && stats.copies_to_host == 0;
+    auto old = plans.find(sig);
+    if (old != plans.end()) ap.failed_captures = old->second.failed_captures;
     plans[sig] = std::move(ap);
   }
   return Status::Ok();
@@ -1039,6 +1057,7 @@ StatusOr<std::unique_ptr<Executor>> Executor::create(std::shared_ptr<const Progr
   ex->impl_ = std::make_unique<Impl>();
   Impl& im = *ex->impl_;
   im.program = std::move(program);
+  std::shared_lock<std::shared_mutex> lock(device_api_mutex());
   KILN_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&im.own_stream, cudaStreamNonBlocking));
   im.cur = im.own_stream;
   if (cublasLtCreate(&im.lt) != CUBLAS_STATUS_SUCCESS) {
@@ -1066,17 +1085,30 @@ Status Executor::run(const std::vector<RunInput>& inputs, cudaStream_t stream) {
   im.stats = RunStats();
   im.profile.clear();
   std::string sig = signature_of(inputs);
+  auto pit = im.plans.find(sig);
+  ArenaPlan* plan = pit == im.plans.end() ? nullptr : &pit->second;
+  const bool capture = im.use_graphs && !im.profiling && plan != nullptr && plan->capturable &&
+                       im.graphs.find(sig) == im.graphs.end();
+  std::shared_lock<std::shared_mutex> shared(device_api_mutex(), std::defer_lock);
+  std::unique_lock<std::shared_mutex> exclusive(device_api_mutex(), std::defer_lock);
+  if (capture) {
+    exclusive.lock();
+  } else {
+    shared.lock();
+  }
   if (im.use_graphs && !im.profiling) {
     auto g = im.graphs.find(sig);
     if (g != im.graphs.end()) return im.replay(g->second, inputs);
   }
-  auto pit = im.plans.find(sig);
-  im.plan = pit == im.plans.end() ? nullptr : &pit->second;
+  im.plan = plan;
   if (im.plan != nullptr) KILN_RETURN_IF_ERROR(im.ensure_arena(im.plan->peak));
-  bool capture = im.use_graphs && !im.profiling && im.plan != nullptr && im.plan->capturable;
   Status s = im.run_once(inputs, sig, capture);
-  if (capture && is_not_capturable(s)) {
-    im.plans[sig].capturable = false;
+  if (capture && !s.ok()) {
+    // The run could not be captured (an op that synchronizes, or a CUDA error while capturing):
+    // it runs again uncaptured, and its error, if any, is the one reported. After two failed
+    // captures the shape runs uncaptured for good.
+    ArenaPlan& p = im.plans[sig];
+    if (is_not_capturable(s) || ++p.failed_captures >= 2) p.capturable = false;
     im.stats = RunStats();
     im.stats.graph_refusal = s.message();
     im.outputs.clear();

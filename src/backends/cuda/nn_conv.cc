@@ -132,15 +132,20 @@ Status set_descs(Descs& d, DType dt, const std::vector<int64_t>& xs, const std::
 template <typename Perf>
 int pick_perf(const Perf* perfs, int count, uint64_t ws_limit, int64_t tactic, DType dt,
               bool allow_tf32) {
+  // Deterministic algorithms only (runs give bit-identical results), unless none is usable.
   std::vector<int> usable;
-  for (int i = 0; i < count; ++i) {
-    if (perfs[i].status != CUDNN_STATUS_SUCCESS) continue;
-    if (perfs[i].memory > ws_limit) continue;
-    if (dt == DType::kFloat32 && !allow_tf32 && perfs[i].mathType != CUDNN_FMA_MATH &&
-        perfs[i].mathType != CUDNN_DEFAULT_MATH) {
-      continue;
+  for (bool deterministic : {true, false}) {
+    for (int i = 0; i < count; ++i) {
+      if (perfs[i].status != CUDNN_STATUS_SUCCESS) continue;
+      if (deterministic && perfs[i].determinism != CUDNN_DETERMINISTIC) continue;
+      if (perfs[i].memory > ws_limit) continue;
+      if (dt == DType::kFloat32 && !allow_tf32 && perfs[i].mathType != CUDNN_FMA_MATH &&
+          perfs[i].mathType != CUDNN_DEFAULT_MATH) {
+        continue;
+      }
+      usable.push_back(i);
     }
-    usable.push_back(i);
+    if (!usable.empty()) break;
   }
   if (usable.empty()) return -1;
   if (tactic >= 0 && tactic < static_cast<int64_t>(usable.size())) {
