@@ -34,15 +34,17 @@ if has env; then
   nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$out/env.txt"
   ldd "$kiln" | grep -E "not found|cudnn|cublas|nvrtc|cudart" | tee -a "$out/env.txt"
 fi
-if has tests; then
-  "$bin/kiln_cuda_tests" 2>&1 | tail -25 | tee "$out/cuda_tests.txt"
-fi
-if has conformance; then
+if has tests || has conformance; then
   suite=$work/onnx-1.23.1
   if [ ! -d "$suite/node" ]; then
     mkdir -p "$suite" && tar -xzf "${SUITE_TGZ}" -C "$suite" --strip-components=1
   fi
   node=$(dirname "$(find "$suite" -maxdepth 3 -name 'test_abs' -type d | head -1)")
+fi
+if has tests; then
+  KILN_NODE_DIR=$node "$bin/kiln_cuda_tests" 2>&1 | tail -25 | tee "$out/cuda_tests.txt"
+fi
+if has conformance; then
   for mode in ${CONF_MODES:-strict fallback}; do
     flag=""; label=cuda
     [ "$mode" = strict ] && flag="--strict" && label=cuda-strict

@@ -64,6 +64,23 @@ struct LayerTime {
   double ms = 0;
 };
 
+// Memory for an output, given by the application: device memory on a CUDA engine, host memory on
+// a CPU engine. After each run Kiln asks for room for the output's shape in that run (known only
+// once the run got there for NonZero, NonMaxSuppression and the like) and writes the output
+// there: on the run's stream for a CUDA engine, before the call returns for a CPU engine.
+class OutputAllocator {
+ public:
+  virtual ~OutputAllocator() = default;
+  // At least `bytes` bytes (possibly 0) aligned to `alignment`, for output `name`. `current` is
+  // what this allocator returned for the output last time (null at first): return it again when
+  // it is large enough. Null (for bytes > 0) refuses: the run fails with an error naming the
+  // output.
+  virtual void* reallocate_output(const std::string& name, void* current, uint64_t bytes,
+                                  uint64_t alignment) = 0;
+  // The output's shape in this run, told before the output is written.
+  virtual void notify_shape(const std::string& name, const std::vector<int64_t>& shape) = 0;
+};
+
 // A built model ready to run: immutable, shared between threads; each thread runs through its
 // own ExecutionContext.
 class Engine {
@@ -108,6 +125,10 @@ class ExecutionContext {
   virtual const HostTensor* output(const std::string& name) const = 0;
   // An output of the last enqueue() on the device; shapes that depend on data are final here.
   virtual StatusOr<DeviceTensorView> device_output(const std::string& name) const = 0;
+  // Writes output `name` of every later run into memory from `allocator` (null: stop). The
+  // allocator must outlive its use by this context. Outputs without one stay readable through
+  // output() / device_output().
+  virtual Status set_output_allocator(const std::string& name, OutputAllocator* allocator) = 0;
   // The context's own CUDA stream (null on a CPU engine).
   virtual void* stream() const = 0;
   // Capture each input shape's run into a CUDA graph and replay it (CUDA engines).

@@ -8,6 +8,7 @@
 #include "kiln/kiln.h"
 #include "runtime/engine_data.h"
 #include "runtime/engine_io.h"
+#include "runtime/output_sinks.h"
 
 namespace kiln {
 
@@ -185,14 +186,22 @@ class CpuContext final : public ExecutionContext {
       times_.clear();
       times_.reserve(node_times.size());
       for (const auto& [node, ms] : node_times) {
-        times_.push_back({node->name.empty() ? node->op_type : node->name, node->op_type, "cpu", ms});
+        times_.push_back(
+            {node->name.empty() ? node->op_type : node->name, node->op_type, "cpu", ms});
       }
     }
     for (size_t i = 0; i < outs.size() && i < data_->outputs.size(); ++i) {
       if (!outs[i].is_tensor() || outs[i].tensor.dtype() == DType::kString) continue;
-      outputs_.emplace_back(data_->outputs[i].name, runtime::host_from_tensor(outs[i].tensor));
+      const Tensor& t = outs[i].tensor;
+      KILN_ASSIGN_OR_RETURN(void* dst,
+                            sinks_.destination(data_->outputs[i].name, t.shape(), t.nbytes()));
+      if (dst != nullptr && t.nbytes() > 0) std::memcpy(dst, t.raw(), t.nbytes());
+      outputs_.emplace_back(data_->outputs[i].name, runtime::host_from_tensor(t));
     }
     return Status::Ok();
+  }
+  Status set_output_allocator(const std::string& name, OutputAllocator* allocator) override {
+    return sinks_.set(data_->outputs, name, allocator);
   }
   Status enqueue(void*) override { return execute(); }
   const HostTensor* output(const std::string& name) const override {
@@ -215,6 +224,7 @@ class CpuContext final : public ExecutionContext {
   std::vector<std::pair<std::string, HostTensor>> outputs_;
   bool profiling_ = false;
   std::vector<LayerTime> times_;
+  runtime::OutputSinks sinks_;
 };
 
 class EngineImpl final : public Engine {

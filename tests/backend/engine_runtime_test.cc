@@ -2,8 +2,11 @@
 // other targets and of damaged files, several contexts on several threads.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <thread>
@@ -276,6 +279,83 @@ TEST(EngineRuntime, ContextsOnThreadsMatchOneContext) {
   }
   for (auto& th : threads) th.join();
   for (int m : mismatches) EXPECT_EQ(m, 0);
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// An OutputAllocator over host memory (what a CPU engine writes into), recording its calls.
+class RecordingAllocator : public OutputAllocator {
+ public:
+  ~RecordingAllocator() override {
+    for (void* p : blocks) std::free(p);
+  }
+  void* reallocate_output(const std::string& name, void* current, uint64_t bytes,
+                          uint64_t alignment) override {
+    calls.push_back(name + ":" + std::to_string(bytes) + (current ? ":again" : ":first"));
+    if (refuse) return nullptr;
+    if (current != nullptr && bytes <= capacity) return current;
+    const uint64_t size = (std::max<uint64_t>(bytes, 1) + alignment - 1) / alignment * alignment;
+    void* p = std::aligned_alloc(alignment, size);
+    blocks.push_back(p);
+    capacity = bytes;
+    return p;
+  }
+  void notify_shape(const std::string&, const std::vector<int64_t>& s) override { shape = s; }
+
+  std::vector<std::string> calls;
+  std::vector<int64_t> shape;
+  std::vector<void*> blocks;
+  uint64_t capacity = 0;
+  bool refuse = false;
+};
+
+TEST(EngineRuntime, OutputAllocatorReceivesDataDependentShapes) {
+  const std::string model =
+      std::string(KILN_BINARY_DIR) + "/onnx-1.23.1/node/test_nonzero_example/model.onnx";
+  if (!std::ifstream(model).good()) GTEST_SKIP() << "no node suite at " << model;
+  auto bytes = build_engine(model, cpu_config());
+  ASSERT_TRUE(bytes.ok()) << bytes.status().to_string();
+  auto e = Engine::deserialize(*bytes);
+  ASSERT_TRUE(e.ok()) << e.status().to_string();
+  auto ctx = (*e)->create_context();
+  ASSERT_TRUE(ctx.ok());
+  RecordingAllocator alloc;
+  EXPECT_FALSE((*ctx)->set_output_allocator("nope", &alloc).ok());
+  ASSERT_TRUE((*ctx)->set_output_allocator("result", &alloc).ok());
+
+  HostTensor cond = HostTensor::zeros(DType::kBool, {2, 2});
+  const uint8_t bits[4] = {1, 0, 1, 1};
+  std::memcpy(cond.data.data(), bits, 4);
+  ASSERT_TRUE((*ctx)->set_input("condition", cond).ok());
+  Status st = (*ctx)->execute();
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  const HostTensor* y = (*ctx)->output("result");
+  ASSERT_NE(y, nullptr);
+  EXPECT_EQ(alloc.shape, (std::vector<int64_t>{2, 3}));
+  ASSERT_EQ(alloc.calls, (std::vector<std::string>{"result:48:first"}));
+  ASSERT_EQ(y->data.size(), 48u);
+  EXPECT_EQ(std::memcmp(alloc.blocks.back(), y->data.data(), 48), 0);
+  const int64_t want[6] = {0, 1, 1, 0, 0, 1};  // rows, then columns of the non-zeros
+  EXPECT_EQ(std::memcmp(alloc.blocks.back(), want, 48), 0);
+
+  // The same run again: the allocator is offered its own memory back.
+  ASSERT_TRUE((*ctx)->execute().ok());
+  EXPECT_EQ(alloc.calls.back(), "result:48:again");
+  EXPECT_EQ(alloc.blocks.size(), 1u);
+
+  // A refusal fails the run and names the output; removing the allocator restores plain runs.
+  alloc.refuse = true;
+  st = (*ctx)->execute();
+  EXPECT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("output 'result'"), std::string::npos) << st.message();
+  ASSERT_TRUE((*ctx)->set_output_allocator("result", nullptr).ok());
+  const size_t n = alloc.calls.size();
+  EXPECT_TRUE((*ctx)->execute().ok());
+  EXPECT_EQ(alloc.calls.size(), n);
 }
 
 }  // namespace

@@ -4,6 +4,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -220,6 +223,70 @@ TEST(CudaEngine, DeviceBindingsAndEnqueue) {
   EXPECT_EQ(host, ref.data);
   EXPECT_FALSE((*ctx2)->device_output("nope").ok());
   cudaFree(d);
+#endif
+}
+
+#ifdef KILN_HAVE_CUDA
+// Device memory for outputs, from cudaMalloc, recording its calls.
+class DeviceAllocator : public OutputAllocator {
+ public:
+  ~DeviceAllocator() override {
+    for (void* p : blocks) cudaFree(p);
+  }
+  void* reallocate_output(const std::string& name, void* current, uint64_t bytes,
+                          uint64_t) override {
+    calls.push_back(name + ":" + std::to_string(bytes));
+    if (current != nullptr && bytes <= capacity) return current;
+    void* p = nullptr;
+    if (cudaMalloc(&p, bytes > 0 ? bytes : 1) != cudaSuccess) return nullptr;
+    blocks.push_back(p);
+    capacity = bytes;
+    return p;
+  }
+  void notify_shape(const std::string&, const std::vector<int64_t>& s) override { shape = s; }
+  std::vector<std::string> calls;
+  std::vector<int64_t> shape;
+  std::vector<void*> blocks;
+  uint64_t capacity = 0;
+};
+#endif
+
+// NonZero's output shape is known only after the run: the allocator hears it and gets the data.
+TEST(CudaEngine, OutputAllocatorGetsDataDependentOutputs) {
+  REQUIRE_GPU();
+#ifdef KILN_HAVE_CUDA
+  // The node suite: where the build unpacked it, or KILN_NODE_DIR (on the device).
+  const char* dir = std::getenv("KILN_NODE_DIR");
+  const std::string model =
+      (dir ? std::string(dir) : std::string(KILN_BINARY_DIR) + "/onnx-1.23.1/node") +
+      "/test_nonzero_example/model.onnx";
+  if (!std::ifstream(model).good()) GTEST_SKIP() << "no node suite at " << model;
+  BuilderConfig c;
+  c.device = Device::kCuda;
+  c.strict = true;
+  auto bytes = build_engine(model, c);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().to_string();
+  auto e = Engine::deserialize(*bytes);
+  ASSERT_TRUE(e.ok()) << e.status().to_string();
+  auto ctx = (*e)->create_context();
+  ASSERT_TRUE(ctx.ok());
+  DeviceAllocator alloc;
+  ASSERT_TRUE((*ctx)->set_output_allocator("result", &alloc).ok());
+  HostTensor cond = HostTensor::zeros(DType::kBool, {2, 2});
+  const uint8_t bits[4] = {1, 0, 1, 1};
+  std::memcpy(cond.data.data(), bits, 4);
+  ASSERT_TRUE((*ctx)->set_input("condition", cond).ok());
+  Status st = (*ctx)->enqueue(nullptr);
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  EXPECT_EQ(alloc.shape, (std::vector<int64_t>{2, 3}));
+  ASSERT_EQ(alloc.calls, (std::vector<std::string>{"result:48"}));
+  int64_t got[6] = {};
+  auto stream = static_cast<cudaStream_t>((*ctx)->stream());
+  ASSERT_EQ(cudaMemcpyAsync(got, alloc.blocks.back(), 48, cudaMemcpyDeviceToHost, stream),
+            cudaSuccess);
+  ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  const int64_t want[6] = {0, 1, 1, 0, 0, 1};
+  EXPECT_EQ(std::memcmp(got, want, sizeof(want)), 0);
 #endif
 }
 

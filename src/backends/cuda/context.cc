@@ -9,6 +9,7 @@
 #include "backends/cuda/executor.h"
 #include "kiln/kiln.h"
 #include "runtime/engine_data.h"
+#include "runtime/output_sinks.h"
 
 namespace kiln::backend {
 namespace {
@@ -73,7 +74,32 @@ class CudaContext final : public ExecutionContext {
     }
     KILN_RETURN_IF_ERROR(runtime::check_profile_fit(*data_, shapes));
     host_outputs_.clear();
-    return ex_->run(ins, static_cast<cudaStream_t>(stream));
+    cudaStream_t s = static_cast<cudaStream_t>(stream);
+    KILN_RETURN_IF_ERROR(ex_->run(ins, s));
+    if (sinks_.empty()) return Status::Ok();
+    if (s == nullptr) s = ex_->stream();
+    for (const cuda::RunOutput& o : ex_->outputs()) {
+      if (o.on_device) {
+        KILN_ASSIGN_OR_RETURN(void* dst,
+                              sinks_.destination(o.name, o.device.shape, o.device.nbytes()));
+        if (dst != nullptr && o.device.nbytes() > 0) {
+          KILN_CUDA_RETURN_IF_ERROR(
+              cudaMemcpyAsync(dst, o.device.data, o.device.nbytes(), cudaMemcpyDeviceToDevice, s));
+        }
+      } else if (o.host.is_tensor() && o.host.tensor.dtype() != DType::kString) {
+        const Tensor& t = o.host.tensor;
+        KILN_ASSIGN_OR_RETURN(void* dst, sinks_.destination(o.name, t.shape(), t.nbytes()));
+        if (dst != nullptr && t.nbytes() > 0) {
+          KILN_CUDA_RETURN_IF_ERROR(
+              cudaMemcpyAsync(dst, t.raw(), t.nbytes(), cudaMemcpyHostToDevice, s));
+        }
+      }
+    }
+    return Status::Ok();
+  }
+
+  Status set_output_allocator(const std::string& name, OutputAllocator* allocator) override {
+    return sinks_.set(data_->outputs, name, allocator);
   }
 
   Status execute() override {
@@ -170,6 +196,7 @@ class CudaContext final : public ExecutionContext {
   std::unique_ptr<cuda::Executor> ex_;
   std::vector<Binding> bindings_;
   std::vector<std::pair<std::string, HostTensor>> host_outputs_;
+  runtime::OutputSinks sinks_;
 };
 
 }  // namespace
