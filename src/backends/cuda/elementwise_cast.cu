@@ -1,19 +1,24 @@
-// CUDA kernels of Cast and CastLike between the plain dtypes (float32/16, bfloat16, float64,
-// 8- to 64-bit integers, bool). One kernel; the source and target dtypes are runtime codes.
+// CUDA kernels of Cast, CastLike and BitCast. Two cast kernels; the source and target dtypes
+// are runtime codes:
 //
-// Conversions follow convert_tensor (src/core/tensor_convert.cc), the CPU kernel's:
+// Between the plain dtypes (float32/16, bfloat16, float64, 8- to 64-bit integers, bool),
+// conversions follow convert_tensor (src/core/tensor_convert.cc), the CPU kernel's:
 //  - float to integer: truncate toward zero; NaN gives 0; values beyond int64 clamp to int64's
 //    range (uint64: to [0, 2^64-1] above 2^63), then wrap to the target width.
 //  - to bool: x != 0 (NaN is true).
 //  - double and integers to float16/bfloat16: round to float with round-to-odd, then to nearest
 //    even (one correct rounding); float to float16/bfloat16: round to nearest even.
 //  - integers to float/double: one rounding; integer to integer: wraps.
-// String, float8 and 4/2-bit types are refused (they run on the CPU).
+// Pairs with a float8 type, float8e8m0, float4e2m1 or a 4-/2-bit integer on either side run the
+// element-wise path of convert_tensor, reproduced bit for bit in cast_convert.h (Cast's
+// `saturate` and `round_mode` attributes included). Packed (4-/2-bit) outputs are written a
+// byte per thread. Strings and complex numbers are refused (they run on the CPU).
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <utility>
 
+#include "backends/cuda/cast_convert.h"
 #include "backends/cuda/cuda_util.h"
 #include "backends/cuda/elementwise_internal.h"
 #include "backends/cuda/ew_util.cuh"
@@ -188,8 +193,38 @@ __global__ void cast_kernel(const void* x, DType from, void* y, DType to, int64_
   }
 }
 
+// Any pair with a float8, e8m0, float4 or 4-/2-bit integer side: one thread per output unit
+// (an element, or a byte of a packed output).
+__global__ void cast_ext_kernel(const void* x, DType from, void* y, DType to, int64_t n,
+                                int64_t units, cvt::CastParams o) {
+  KILN_GRID_STRIDE_LOOP(u, units) {
+    cvt::cast_unit(x, from, y, to, n, u, o);
+  }
+}
+
 bool plain(DType t) {
   return is_float_dtype(t) || is_int_dtype(t) || t == DType::kBool;
+}
+// Numeric dtypes the element-wise path handles (everything but strings and complex numbers).
+bool castable(DType t) {
+  return cvt::element_bits(t) > 0;
+}
+
+// Cast's saturate and round_mode (cast_options of the CPU kernel). False for a round_mode the
+// CPU rejects.
+bool cast_params(const ir::Node& node, cvt::CastParams* o) {
+  o->saturate = node.attr_int("saturate", 1) != 0;
+  const std::string mode = node.attr_string("round_mode", "up");
+  if (mode == "up") {
+    o->e8m0_round = E8M0Round::kUp;
+  } else if (mode == "down") {
+    o->e8m0_round = E8M0Round::kDown;
+  } else if (mode == "nearest") {
+    o->e8m0_round = E8M0Round::kNearest;
+  } else {
+    return false;
+  }
+  return true;
 }
 
 // Cast's `to`: an int dtype from opset 6, a type name in Cast-1. -1 when missing or invalid.
@@ -221,8 +256,10 @@ std::string cast_supports(const ir::Node& node) {
   if (!node.has_input(0)) return "missing input";
   const DType from = input_dtype(node, 0);
   const DType to = target_of(node);
-  if (!plain(from)) return std::string("source dtype ") + dtype_name(from);
-  if (!plain(to)) return std::string("target dtype ") + dtype_name(to);
+  if (!castable(from)) return std::string("source dtype ") + dtype_name(from);
+  if (!castable(to)) return std::string("target dtype ") + dtype_name(to);
+  cvt::CastParams o;
+  if (!cast_params(node, &o)) return "round_mode not up, down or nearest";
   return {};
 }
 
@@ -235,8 +272,12 @@ Status cast_run(KernelContext& ctx) {
     to = target_of(ctx.node());
   }
   if (to == DType::kUndefined) return ctx.invalid("attribute 'to' is missing or not a valid dtype");
-  if (!plain(x.dtype)) return ctx.unsupported_type(x.dtype);
-  if (!plain(to)) return ctx.unsupported_type(to);
+  if (!castable(x.dtype)) return ctx.unsupported_type(x.dtype);
+  if (!castable(to)) return ctx.unsupported_type(to);
+  cvt::CastParams o;
+  if (!cast_params(ctx.node(), &o)) {
+    return ctx.invalid("attribute 'round_mode' must be \"up\", \"down\" or \"nearest\"");
+  }
   KILN_ASSIGN_OR_RETURN(DeviceTensor * y, ctx.allocate(0, to, x.shape));
   const int64_t n = x.numel();
   if (n == 0) return Status::Ok();
@@ -245,8 +286,14 @@ Status cast_run(KernelContext& ctx) {
         cudaMemcpyAsync(y->data, x.data, x.nbytes(), cudaMemcpyDeviceToDevice, ctx.stream()));
     return Status::Ok();
   }
-  const Launch l = launch_for(n);
-  cast_kernel<<<l.grid, l.block, 0, ctx.stream()>>>(x.data, x.dtype, y->data, to, n);
+  if (plain(x.dtype) && plain(to)) {
+    const Launch l = launch_for(n);
+    cast_kernel<<<l.grid, l.block, 0, ctx.stream()>>>(x.data, x.dtype, y->data, to, n);
+    return ctx.check_launch("Cast");
+  }
+  const int64_t units = cvt::cast_units(to, n);
+  const Launch l = launch_for(units);
+  cast_ext_kernel<<<l.grid, l.block, 0, ctx.stream()>>>(x.data, x.dtype, y->data, to, n, units, o);
   return ctx.check_launch("Cast");
 }
 
@@ -262,8 +309,8 @@ std::string bitcast_supports(const ir::Node& node) {
   if (!node.has_input(0)) return "missing input";
   const DType from = input_dtype(node, 0);
   const DType to = bitcast_target(node);
-  if (!plain(from)) return std::string("source dtype ") + dtype_name(from);
-  if (!plain(to)) return std::string("target dtype ") + dtype_name(to);
+  if (!castable(from)) return std::string("source dtype ") + dtype_name(from);
+  if (!castable(to)) return std::string("target dtype ") + dtype_name(to);
   if (dtype_bits(from) != dtype_bits(to)) return "bit widths differ";
   return {};
 }
@@ -272,7 +319,7 @@ Status bitcast_run(KernelContext& ctx) {
   const DeviceTensor& x = ctx.input(0);
   const DType to = bitcast_target(ctx.node());
   if (to == DType::kUndefined) return ctx.invalid("attribute 'to' is missing or not a valid dtype");
-  if (!plain(x.dtype) || !plain(to) || dtype_bits(x.dtype) != dtype_bits(to)) {
+  if (!castable(x.dtype) || !castable(to) || dtype_bits(x.dtype) != dtype_bits(to)) {
     return ctx.invalid(std::string("cannot bitcast ") + dtype_name(x.dtype) + " to " +
                        dtype_name(to));
   }

@@ -216,5 +216,6 @@ void register_einsum_kernels(KernelRegistry& r);
 void register_attention_kernels(KernelRegistry& r);
 void register_rnn_kernels(KernelRegistry& r);
 void register_nms_kernels(KernelRegistry& r);
+void register_quantize_kernels(KernelRegistry& r);  // misc_quantize.cu
 
 }  // namespace kiln::cuda
