@@ -160,6 +160,7 @@ StatusOr<std::shared_ptr<runtime::EngineData>> build_engine_data(const std::stri
   progress.stage("optimize");
   if (config.opt_level > 0) {
     KILN_RETURN_IF_ERROR_CTX(passes::PassManager::default_pipeline().run(g), onnx_path);
+    KILN_RETURN_IF_ERROR_CTX(passes::PassManager::fusion_pipeline().run(g), onnx_path);
   }
   if (config.fp16 || config.bf16) {
     progress.stage("precision");

@@ -112,6 +112,10 @@ struct Attribute {
   std::vector<TypeInfo> tps;
 };
 
+// The domain of Kiln's own ops: fused operations the passes create (src/ops/fused_*.cc). Models
+// never carry them; engines do.
+inline constexpr const char* kKilnDomain = "kiln";
+
 class Node {
  public:
   std::string op_type;

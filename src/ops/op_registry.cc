@@ -49,6 +49,7 @@ const OpRegistry& OpRegistry::global() {
     register_control_ops(r);
     register_ml_ops(r);
     register_misc_ops(r);
+    register_fused_ops(r);
     return r;
   }();
   return registry;

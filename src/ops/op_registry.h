@@ -118,5 +118,7 @@ void register_tensor_ops(OpRegistry& r);
 void register_control_ops(OpRegistry& r);
 void register_ml_ops(OpRegistry& r);
 void register_misc_ops(OpRegistry& r);
+// Kiln's own fused ops (domain kKilnDomain), made by the fusion passes: src/ops/fused_*.cc.
+void register_fused_ops(OpRegistry& r);
 
 }  // namespace kiln::ops

@@ -29,4 +29,16 @@ PassManager PassManager::default_pipeline() {
   return pm;
 }
 
+PassManager PassManager::fusion_pipeline() {
+  PassManager pm;
+  pm.add({"fold_batch_norm", fold_batch_norm});
+  pm.add({"fuse_layer_norm", fuse_layer_norm});
+  pm.add({"fuse_gelu", fuse_gelu});
+  pm.add({"fuse_attention", fuse_attention});
+  pm.add({"fuse_matmul_epilogue", fuse_matmul_epilogue});
+  pm.add({"fuse_conv_activation", fuse_conv_activation});
+  pm.add({"eliminate_dead_nodes", eliminate_dead_nodes});
+  return pm;
+}
+
 }  // namespace kiln::passes

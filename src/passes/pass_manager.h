@@ -20,6 +20,13 @@ struct Pass {
 StatusOr<bool> eliminate_dead_nodes(ir::Graph& graph);
 StatusOr<bool> remove_identities(ir::Graph& graph);
 StatusOr<bool> fold_constants(ir::Graph& graph);
+// Fusions (src/passes/fuse_*.cc, fold_batch_norm.cc): the fusion pipeline, before precision.
+StatusOr<bool> fold_batch_norm(ir::Graph& graph);       // BatchNormalization into Conv/Gemm
+StatusOr<bool> fuse_conv_activation(ir::Graph& graph);  // Conv + bias + residual + act
+StatusOr<bool> fuse_matmul_epilogue(ir::Graph& graph);  // MatMul/Gemm + bias + act
+StatusOr<bool> fuse_layer_norm(ir::Graph& graph);       // primitive LayerNorm/RMSNorm
+StatusOr<bool> fuse_gelu(ir::Graph& graph);             // primitive GELU (erf, tanh forms)
+StatusOr<bool> fuse_attention(ir::Graph& graph);        // MatMul-scale-mask-Softmax-MatMul
 // --fp16 / --bf16: listed compute ops run in `target` (float16 or bfloat16), weights converted.
 StatusOr<bool> lower_precision(ir::Graph& graph, DType target);
 
@@ -33,6 +40,9 @@ class PassManager {
   Status run(ir::Graph& graph, int max_rounds = 4) const;
   // The default pipeline: constant folding, identity removal, dead-node elimination.
   static PassManager default_pipeline();
+  // The fusions, run after the default pipeline when the optimization level is above 0. Each
+  // pattern pass runs before the fusions that would consume its pieces.
+  static PassManager fusion_pipeline();
 
  private:
   std::vector<Pass> passes_;

@@ -136,7 +136,7 @@ StatusOr<bool> lower_precision(ir::Graph& graph, DType target) {
   // 3. Each reduced node's converted float32 inputs: constants are converted (once; a copy when
   //    other nodes still read the float32 one), other values get a Cast in front.
   std::unordered_map<const ir::Value*, ir::Value*> cast_of;  // float32 value → its reduced copy
-  std::vector<std::pair<size_t, ir::Node*>> inserts;          // (position, Cast) to add
+  std::vector<std::pair<size_t, ir::Node*>> inserts;         // (position, Cast) to add
   auto consumers_all_reduced = [&](const ir::Value* v) {
     if (pinned.count(v->name)) return false;
     for (const ir::Value* o : graph.outputs)

@@ -360,6 +360,7 @@ const KernelRegistry& KernelRegistry::global() {
     register_control_kernels(r);
     register_ml_kernels(r);
     register_misc_kernels(r);
+    register_fused_kernels(r);
     return r;
   }();
   return registry;

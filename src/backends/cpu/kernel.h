@@ -113,5 +113,6 @@ void register_tensor_kernels(KernelRegistry& r);
 void register_control_kernels(KernelRegistry& r);
 void register_ml_kernels(KernelRegistry& r);
 void register_misc_kernels(KernelRegistry& r);
+void register_fused_kernels(KernelRegistry& r);
 
 }  // namespace kiln::cpu

@@ -176,5 +176,6 @@ void register_reduction_kernels(KernelRegistry& r);
 void register_nn_kernels(KernelRegistry& r);
 void register_tensor_kernels(KernelRegistry& r);
 void register_misc_kernels(KernelRegistry& r);
+void register_fused_kernels(KernelRegistry& r);
 
 }  // namespace kiln::cuda

@@ -66,6 +66,7 @@ const KernelRegistry& KernelRegistry::global() {
     register_nn_kernels(*reg);
     register_tensor_kernels(*reg);
     register_misc_kernels(*reg);
+    register_fused_kernels(*reg);
     return reg;
   }();
   return *r;

@@ -1,0 +1,14 @@
+// CUDA kernels of Kiln's fused ops (domain "kiln"), one file per fused family.
+#include "backends/cuda/kernel.h"
+
+namespace kiln::cuda {
+
+void register_fused_conv_kernels(KernelRegistry& r);
+void register_fused_matmul_kernels(KernelRegistry& r);
+
+void register_fused_kernels(KernelRegistry& r) {
+  register_fused_conv_kernels(r);
+  register_fused_matmul_kernels(r);
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,8 @@
+// CUDA kernel of FusedMatMul.
+#include "backends/cuda/kernel.h"
+
+namespace kiln::cuda {
+
+void register_fused_matmul_kernels(KernelRegistry&) {}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,14 @@
+// Kiln's fused ops (domain "kiln"): one file per fused family, registered here.
+#include "ops/op_registry.h"
+
+namespace kiln::ops {
+
+void register_fused_conv_ops(OpRegistry& r);
+void register_fused_matmul_ops(OpRegistry& r);
+
+void register_fused_ops(OpRegistry& r) {
+  register_fused_conv_ops(r);
+  register_fused_matmul_ops(r);
+}
+
+}  // namespace kiln::ops
