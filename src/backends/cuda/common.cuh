@@ -56,18 +56,52 @@ inline Launch launch_for(int64_t n, unsigned block = 256) {
   return l;
 }
 
-#define KILN_GRID_STRIDE_LOOP(i, n)                                                   \
+#define KILN_GRID_STRIDE_LOOP(i, n)                                                      \
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
        i += static_cast<int64_t>(blockDim.x) * gridDim.x)
 
+// Division of 32-bit values below 2^31 by a fixed divisor d >= 1 with a multiply-high and a
+// shift (round-up reciprocal: s = ceil(log2 d), m = floor(2^32 (2^s - d) / d) + 1, then
+// n / d = (umulhi(n, m) + n) >> s), set up once on the host.
+struct FastDiv32 {
+  uint32_t d = 1, m = 1, s = 0;
+  FastDiv32() = default;
+  explicit FastDiv32(uint32_t divisor) : d(divisor) {
+    s = 0;
+    while ((uint64_t{1} << s) < divisor) ++s;
+    m = static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << s) - divisor)) / divisor + 1);
+  }
+  __host__ __device__ __forceinline__ uint32_t div(uint32_t n) const {
+#ifdef __CUDA_ARCH__
+    return (__umulhi(n, m) + n) >> s;
+#else
+    return (static_cast<uint32_t>((static_cast<uint64_t>(n) * m) >> 32) + n) >> s;
+#endif
+  }
+};
+
 // Maps a linear index of an output of shape `out` to the offset of an input broadcast to it
-// (numpy rules; strides of broadcast dims are 0). Passed to kernels by value.
+// (numpy rules; strides of broadcast dims are 0). Passed to kernels by value. When the output and
+// the input's offsets stay below 2^31 (`small`), the index math runs in 32 bits with
+// multiply-shift divisions instead of 64-bit divisions, several times cheaper on the GPU.
 struct BroadcastMap {
   int rank = 0;
+  bool small = false;
   int64_t out_dims[kMaxRank] = {};
   int64_t in_strides[kMaxRank] = {};
+  FastDiv32 div32[kMaxRank];
+  uint32_t strides32[kMaxRank] = {};
 
   __device__ __forceinline__ int64_t offset(int64_t linear) const {
+    if (small) {
+      uint32_t l = static_cast<uint32_t>(linear), off = 0;
+      for (int d = rank - 1; d >= 0; --d) {
+        const uint32_t q = div32[d].div(l);
+        off += (l - q * div32[d].d) * strides32[d];
+        l = q;
+      }
+      return off;
+    }
     int64_t off = 0;
     for (int d = rank - 1; d >= 0; --d) {
       int64_t idx = linear % out_dims[d];
@@ -75,6 +109,23 @@ struct BroadcastMap {
       off += idx * in_strides[d];
     }
     return off;
+  }
+
+  // Host side, after out_dims and in_strides are set: the 32-bit form when it applies.
+  void prepare() {
+    uint64_t n = 1, last = 0;
+    for (int d = 0; d < rank; ++d) {
+      if (out_dims[d] <= 0) return;
+      n *= static_cast<uint64_t>(out_dims[d]);
+      if (n >= (uint64_t{1} << 31)) return;
+      last += static_cast<uint64_t>(out_dims[d] - 1) * static_cast<uint64_t>(in_strides[d]);
+      if (last >= (uint64_t{1} << 31)) return;
+    }
+    for (int d = 0; d < rank; ++d) {
+      div32[d] = FastDiv32(static_cast<uint32_t>(out_dims[d]));
+      strides32[d] = static_cast<uint32_t>(in_strides[d]);
+    }
+    small = true;
   }
 };
 
@@ -93,6 +144,7 @@ inline BroadcastMap make_broadcast_map(const std::vector<int64_t>& in,
     m.in_strides[d] = extent == 1 ? 0 : stride;
     stride *= extent;
   }
+  m.prepare();
   return m;
 }
 
@@ -102,11 +154,20 @@ inline BroadcastMap make_broadcast_map(const std::vector<int64_t>& in,
 template <typename F>
 bool dispatch_float(DType dt, F&& f) {
   switch (dt) {
-    case DType::kFloat32: f(float{}); return true;
-    case DType::kFloat16: f(__half{}); return true;
-    case DType::kBFloat16: f(__nv_bfloat16{}); return true;
-    case DType::kFloat64: f(double{}); return true;
-    default: return false;
+    case DType::kFloat32:
+      f(float{});
+      return true;
+    case DType::kFloat16:
+      f(__half{});
+      return true;
+    case DType::kBFloat16:
+      f(__nv_bfloat16{});
+      return true;
+    case DType::kFloat64:
+      f(double{});
+      return true;
+    default:
+      return false;
   }
 }
 
