@@ -33,8 +33,7 @@ def make_inputs(name, batch, seed=1):
         ids = rs.randint(0, 30522, size=(batch, 128)).astype(np.int64)
         mask = np.ones((batch, 128), dtype=np.int64)
         mask[batch // 2:, 100:] = 0
-        return {
-  "input_ids" : ids, "attention_mask" : mask}
+        return {"input_ids": ids, "attention_mask": mask}
     return {"input": rs.randn(batch, 3, 224, 224).astype(np.float32)}
 
 
@@ -137,10 +136,9 @@ def bench_model(a, name, work):
     torch.onnx.export(m, tuple(ex_inputs.values()), onnx, input_names=list(ex_inputs),
                       output_names=out_names, dynamic_axes=dyn, opset_version=17, dynamo=False)
     large = LARGE[name]
-    example = {
-n: t.numpy() for n, t in ex_inputs.items()}
+    example = {n: t.numpy() for n, t in ex_inputs.items()}
 
-#FP32 reference with TF32 off, on the accuracy input(batch 2).
+    # FP32 reference with TF32 off, on the accuracy input (batch 2).
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     acc_in = make_inputs(name, 2, seed=7)
@@ -155,17 +153,13 @@ n: t.numpy() for n, t in ex_inputs.items()}
     for prec in ("fp16", "tf32"):
         eng, cold, warm = kiln_engine(a, name, onnx, work, prec, large, example)
         err = errors(kiln_output(a, eng, acc_in, work, f"{name}.{prec}.acc"), ref)
-        kiln[prec] = {
-  "engine" : eng, "build_cold_s" : cold, "build_warm_s" : warm, "err" : err}
+        kiln[prec] = {"engine": eng, "build_cold_s": cold, "build_warm_s": warm, "err": err}
 
     for batch in (1, large):
         inputs = make_inputs(name, batch)
         targs = to_torch(inputs, torch.float16)
-        row = {
-  "model" : name,
-            "batch" : batch,
-                      "eager_fp16_ms" : time_torch(m16, targs, a.iters),
-                                        "eager_err" : eager_err}
+        row = {"model": name, "batch": batch,
+               "eager_fp16_ms": time_torch(m16, targs, a.iters), "eager_err": eager_err}
         for mode in a.compile:
             torch._dynamo.reset()
             t0 = time.time()
