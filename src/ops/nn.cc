@@ -73,9 +73,6 @@ Status infer_window(InferContext& ctx, int x, int weight, Dim channels, DType dt
   return Status::Ok();
 }
 
-Status infer_conv(InferContext& ctx) {
-  return infer_window(ctx, 0, 1, dim_of(ctx, 1, 0), dtype_of(ctx, 0), {});
-}
 Status infer_conv_integer(InferContext& ctx) {
   return infer_window(ctx, 0, 1, dim_of(ctx, 1, 0), DType::kInt32, {});
 }
@@ -377,6 +374,10 @@ void add(OpRegistry& r, const char* op, int min_in, int max_in, int min_out, int
 }
 
 }  // namespace
+
+Status infer_conv(InferContext& ctx) {
+  return infer_window(ctx, 0, 1, dim_of(ctx, 1, 0), dtype_of(ctx, 0), {});
+}
 
 void register_nn_ops(OpRegistry& r) {
   add(r, "Conv", 2, 3, 1, 1, infer_conv);

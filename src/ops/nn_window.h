@@ -11,6 +11,8 @@
 
 namespace kiln::ops {
 
+class InferContext;
+
 enum class AutoPad { kNotSet, kSameUpper, kSameLower, kValid };
 
 struct Window {
@@ -47,5 +49,9 @@ StatusOr<int64_t> window_output(const ir::Node& node, Window& w, int i, int64_t 
 // requested size, -1 when absent) is given, resolves the pads it implies.
 StatusOr<int64_t> conv_transpose_output(const ir::Node& node, Window& w, int i, int64_t in,
                                         int64_t requested);
+
+// Conv's type/shape inference (X input 0, W input 1; Conv's attributes), shared with the fused
+// convolution (kiln.FusedConv).
+Status infer_conv(InferContext& ctx);
 
 }  // namespace kiln::ops

@@ -3,6 +3,7 @@
 // outputs keep their float32 types (Casts at the edges), as do inputs that are not data (Resize
 // scales, Pad's pads ...), every node not listed below, and nodes with subgraphs. Kernels keep
 // float accumulation inside normalizations, softmax and reductions.
+#include <algorithm>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -13,6 +14,7 @@ namespace kiln::passes {
 namespace {
 
 // Ops that run in the reduced type, with the inputs that are data (converted); -1: all inputs.
+// Kiln-domain ops are listed by op type too (their names do not clash with ONNX ops).
 const std::map<std::string, std::vector<int>>& converted_ops() {
   static const std::map<std::string, std::vector<int>> ops = {
       {"Conv", {-1}},
@@ -70,6 +72,8 @@ const std::map<std::string, std::vector<int>>& converted_ops() {
       {"ReduceMax", {0}},
       {"ReduceMin", {0}},
       {"Attention", {0, 1, 2, 3, 4, 5}},
+      // Kiln's fused ops (domain "kiln").
+      {"FusedConv", {0, 1, 2, 3}},
   };
   return ops;
 }
@@ -90,6 +94,16 @@ bool is_f32(const ir::Value* v) {
   return v != nullptr && v->type.is_tensor() && v->type.dtype == DType::kFloat32;
 }
 
+// The default-domain opset for a Cast next to `n`: n's own, or the graph's when n is a kiln op.
+int64_t default_domain_opset(const ir::Graph& graph, const ir::Node& n) {
+  if (n.domain != ir::kKilnDomain) return n.opset;
+  for (const char* d : {"", "ai.onnx"}) {
+    auto it = graph.opsets.find(d);
+    if (it != graph.opsets.end()) return std::max<int64_t>(it->second, 13);
+  }
+  return 13;
+}
+
 }  // namespace
 
 StatusOr<bool> lower_precision(ir::Graph& graph, DType target) {
@@ -101,12 +115,16 @@ StatusOr<bool> lower_precision(ir::Graph& graph, DType target) {
   graph.collect_outer_scope_names(&outer);
   std::set<std::string> pinned(outer.begin(), outer.end());
 
-  // 1. Which nodes run reduced: listed ops, default domain, no subgraphs, and every float input
+  // 1. Which nodes run reduced: listed ops, default or kiln domain, no subgraphs, and every float
+  // input
   //    they convert and every output is float32 (a node mixing in float64 stays as it is).
   std::unordered_map<const ir::Node*, const std::vector<int>*> reduced;
   for (const auto& np : graph.nodes()) {
     const ir::Node& n = *np;
-    if (!(n.domain.empty() || n.domain == "ai.onnx") || has_subgraph(n)) continue;
+    if (!(n.domain.empty() || n.domain == "ai.onnx" || n.domain == ir::kKilnDomain) ||
+        has_subgraph(n)) {
+      continue;
+    }
     auto it = converted_ops().find(n.op_type);
     if (it == converted_ops().end()) continue;
     bool any_f32 = false, ok = true;
@@ -182,7 +200,7 @@ StatusOr<bool> lower_precision(ir::Graph& graph, DType target) {
       out->type = v->type;
       out->type.dtype = target;
       ir::Node* cast = graph.add_node("Cast", "", "cast_to_" + out->name);
-      cast->opset = n->opset;
+      cast->opset = default_domain_opset(graph, *n);
       cast->inputs = {v};
       cast->outputs = {out};
       ir::Attribute to;

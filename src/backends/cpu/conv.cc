@@ -315,10 +315,8 @@ Status conv_typed(KernelContext& ctx, const ConvSetup& cs, bool transpose, const
 }
 
 // Conv and ConvTranspose share validation, dtype dispatch and the fp16/bf16 path.
-Status conv_or_transpose(KernelContext& ctx, bool transpose) {
-  const Tensor& X = ctx.tensor(0);
-  const Tensor& W = ctx.tensor(1);
-  const Tensor* B = ctx.has_input(2) ? &ctx.tensor(2) : nullptr;
+Status conv_or_transpose(KernelContext& ctx, const Tensor& X, const Tensor& W, const Tensor* B,
+                         bool transpose) {
   const DType dt = X.dtype();
   if (W.dtype() != dt || (B && B->dtype() != dt)) return ctx.invalid("X, W and B dtypes differ");
   ConvSetup cs;
@@ -350,13 +348,19 @@ Status conv_or_transpose(KernelContext& ctx, bool transpose) {
 }
 
 Status conv_kernel(KernelContext& ctx) {
-  return conv_or_transpose(ctx, false);
+  return conv_forward(ctx, ctx.tensor(0), ctx.tensor(1),
+                      ctx.has_input(2) ? &ctx.tensor(2) : nullptr);
 }
 Status conv_transpose_kernel(KernelContext& ctx) {
-  return conv_or_transpose(ctx, true);
+  return conv_or_transpose(ctx, ctx.tensor(0), ctx.tensor(1),
+                           ctx.has_input(2) ? &ctx.tensor(2) : nullptr, true);
 }
 
 }  // namespace
+
+Status conv_forward(KernelContext& ctx, const Tensor& X, const Tensor& W, const Tensor* B) {
+  return conv_or_transpose(ctx, X, W, B, false);
+}
 
 Status setup_conv(KernelContext& ctx, const Tensor& X, const Tensor& W, const Tensor* B,
                   bool transpose, ConvSetup* cs) {

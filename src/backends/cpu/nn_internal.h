@@ -20,6 +20,10 @@ struct ConvSetup {
 Status setup_conv(KernelContext& ctx, const Tensor& X, const Tensor& W, const Tensor* B,
                   bool transpose, ConvSetup* cs);
 
+// Conv of X, W and optional B under the running node's Conv attributes (group, pads, ...) into
+// output 0, any float dtype (fp16/bf16 computed in float). Conv's kernel, shared with FusedConv.
+Status conv_forward(KernelContext& ctx, const Tensor& X, const Tensor& W, const Tensor* B);
+
 // y = saturate(round_half_even(acc * scale[c]) + zero) per channel c (see conv.cc).
 template <typename TY>
 void requantize(const int32_t* acc, int64_t outer, int64_t channels, int64_t inner,

@@ -6,6 +6,7 @@
 #include <cudnn.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <map>
 #include <memory>
@@ -271,26 +272,89 @@ void slots3(const std::vector<int64_t>& shape, int n, int64_t out[3]) {
   for (int i = 0; i < n; ++i) out[3 - n + i] = shape[shape.size() - static_cast<size_t>(n - i)];
 }
 
-Status conv_run(KernelContext& ctx) {
+// RAII holders of the extra descriptors of cudnnConvolutionBiasActivationForward.
+struct EpilogueDescs {
+  cudnnTensorDescriptor_t bias = nullptr;
+  cudnnActivationDescriptor_t act = nullptr;
+  ~EpilogueDescs() {
+    if (bias) cudnnDestroyTensorDescriptor(bias);
+    if (act) cudnnDestroyActivationDescriptor(act);
+  }
+};
+
+std::atomic<uint64_t> g_fused_runs{0}, g_unfused_runs{0};
+
+// y = act(conv(x) + bias + z) in one cuDNN call. CUDNN_STATUS_NOT_SUPPORTED (or BAD_PARAM, for a
+// data-type combination this cuDNN does not take) lets the caller fall back.
+cudnnStatus_t bias_activation_forward(cudnnHandle_t h, const Descs& d, DType dt, int y_rank,
+                                      int64_t channels, const void* x, const void* w,
+                                      cudnnConvolutionFwdAlgo_t algo, void* ws, size_t ws_bytes,
+                                      const void* bias, const ConvEpilogue& ep, void* y) {
+  EpilogueDescs e;
+  cudnnStatus_t st = cudnnCreateTensorDescriptor(&e.bias);
+  if (st != CUDNN_STATUS_SUCCESS) return st;
+  st = cudnnCreateActivationDescriptor(&e.act);
+  if (st != CUDNN_STATUS_SUCCESS) return st;
+  // Bias [1, M, 1, ...] of the data type (float for float32, half for float16, double).
+  std::vector<int> dims(static_cast<size_t>(y_rank), 1);
+  dims[1] = static_cast<int>(channels);
+  const std::vector<int> strides = packed_strides(dims);
+  st = cudnnSetTensorNdDescriptor(e.bias, dnn_type(dt), y_rank, dims.data(), strides.data());
+  if (st != CUDNN_STATUS_SUCCESS) return st;
+  const cudnnActivationMode_t mode =
+      ep.act == ops::ConvActivation::kRelu ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY;
+  st = cudnnSetActivationDescriptor(e.act, mode, CUDNN_PROPAGATE_NAN, 0.0);
+  if (st != CUDNN_STATUS_SUCCESS) return st;
+  const float one_f = 1.f, zero_f = 0.f;
+  const double one_d = 1.0, zero_d = 0.0;
+  const bool dbl = dt == DType::kFloat64;
+  const void* alpha1 = dbl ? static_cast<const void*>(&one_d) : static_cast<const void*>(&one_f);
+  const void* alpha2 =
+      ep.z ? alpha1 : (dbl ? static_cast<const void*>(&zero_d) : static_cast<const void*>(&zero_f));
+  // Without a residual, y stands in for z with alpha2 = 0.
+  return cudnnConvolutionBiasActivationForward(h, alpha1, d.x, x, d.w, w, d.conv, algo, ws,
+                                               ws_bytes, alpha2, d.y, ep.z ? ep.z : y, e.bias, bias,
+                                               e.act, d.y, y);
+}
+
+}  // namespace
+
+ConvFusionCounts conv_fusion_counts() {
+  return {g_fused_runs.load(), g_unfused_runs.load()};
+}
+
+Status conv_forward(KernelContext& ctx, const DeviceTensor* B, const ConvEpilogue& ep,
+                    const char* what) {
   const DeviceTensor& X = ctx.input(0);
   const DeviceTensor& W = ctx.input(1);
   ConvSetup cs;
   KILN_RETURN_IF_ERROR(setup(ctx, X, W, false, &cs));
-  const DeviceTensor* B = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   if (B && (B->rank() != 1 || B->dim(0) != cs.M || B->dtype != X.dtype)) {
     return ctx.invalid("B must have shape [M] and the dtype of X");
+  }
+  if (ep.z && (ep.z_shape == nullptr || *ep.z_shape != cs.out_shape)) {
+    return ctx.invalid("residual Z does not have the output's shape");
   }
   KILN_ASSIGN_OR_RETURN(DeviceTensor * Y, ctx.allocate(0, X.dtype, cs.out_shape));
   if (Y->numel() == 0) return Status::Ok();
   const int n = cs.n;
   const uint64_t es = dtype_storage_bytes(X.dtype, 1);
+  const int64_t inner = Y->numel() / (cs.N * cs.M);
+  const bool has_epilogue = ep.z != nullptr || ep.act != ops::ConvActivation::kNone;
+  // Y holds conv(x, w): add the bias, the residual, the activation.
+  auto finish = [&]() -> Status {
+    if (has_epilogue) {
+      ++g_unfused_runs;
+      return launch_conv_epilogue(ctx, X.dtype, Y->data, B ? B->data : nullptr, ep, cs.N, cs.M,
+                                  inner);
+    }
+    if (B) return add_channel_bias(ctx, X.dtype, Y->data, B->data, cs.N, cs.M, inner);
+    return Status::Ok();
+  };
   if (X.numel() == 0 || W.numel() == 0) {  // C = 0: y is the bias (or 0)
     KILN_RETURN_IF_ERROR(fill_float(ctx, X.dtype, Y->data, Y->numel(), 0.0));
-    if (B) {
-      KILN_RETURN_IF_ERROR(
-          add_channel_bias(ctx, X.dtype, Y->data, B->data, cs.N, cs.M, Y->numel() / (cs.N * cs.M)));
-    }
-    return Status::Ok();
+    KILN_RETURN_IF_ERROR(finish());
+    return ctx.check_launch(what);
   }
   bool symmetric = true;
   for (int i = 0; i < n; ++i) {
@@ -369,13 +433,33 @@ Status conv_run(KernelContext& ctx) {
   const bool dbl = X.dtype == DType::kFloat64;
   const void* one = dbl ? static_cast<const void*>(&one_d) : static_cast<const void*>(&one_f);
   const void* zero = dbl ? static_cast<const void*>(&zero_d) : static_cast<const void*>(&zero_f);
+  // One cuDNN call for bias + residual + activation where cuDNN has it: float32, float16 and
+  // float64 with a bias; the identity activation only with IMPLICIT_PRECOMP_GEMM.
+  if (has_epilogue && B &&
+      (X.dtype == DType::kFloat32 || X.dtype == DType::kFloat16 || X.dtype == DType::kFloat64) &&
+      (ep.act == ops::ConvActivation::kRelu ||
+       algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM)) {
+    const cudnnStatus_t st =
+        bias_activation_forward(h, d, X.dtype, static_cast<int>(lift_1d(cs.out_shape).size()), cs.M,
+                                xin, W.data, algo, algo_ptr, algo_ws, B->data, ep, Y->data);
+    if (st == CUDNN_STATUS_SUCCESS) {
+      ++g_fused_runs;
+      return ctx.check_launch(what);
+    }
+    if (st != CUDNN_STATUS_NOT_SUPPORTED && st != CUDNN_STATUS_BAD_PARAM) {
+      return dnn_error(st, "cudnnConvolutionBiasActivationForward");
+    }
+  }
   KILN_DNN_RETURN_IF_ERROR(cudnnConvolutionForward(h, one, d.x, xin, d.w, W.data, d.conv, algo,
                                                    algo_ptr, algo_ws, zero, d.y, Y->data));
-  if (B) {
-    KILN_RETURN_IF_ERROR(
-        add_channel_bias(ctx, X.dtype, Y->data, B->data, cs.N, cs.M, Y->numel() / (cs.N * cs.M)));
-  }
-  return ctx.check_launch("Conv");
+  KILN_RETURN_IF_ERROR(finish());
+  return ctx.check_launch(what);
+}
+
+namespace {
+
+Status conv_run(KernelContext& ctx) {
+  return conv_forward(ctx, ctx.has_input(2) ? &ctx.input(2) : nullptr, ConvEpilogue{}, "Conv");
 }
 
 Status conv_transpose_run(KernelContext& ctx) {
@@ -484,6 +568,8 @@ Status conv_transpose_run(KernelContext& ctx) {
   return ctx.check_launch("ConvTranspose");
 }
 
+}  // namespace
+
 std::string conv_supports(const ir::Node& node) {
   const DType t = input_dtype(node, 0);
   if (!conv_dtype_ok(t)) return std::string("dtype ") + dtype_name(t);
@@ -494,8 +580,6 @@ std::string conv_supports(const ir::Node& node) {
   }
   return {};
 }
-
-}  // namespace
 
 void register_conv_kernels(KernelRegistry& r) {
   r.add({"", "Conv", conv_supports, conv_run});

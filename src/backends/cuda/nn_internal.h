@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "backends/cuda/kernel.h"
+#include "ops/fused_conv.h"
 
 namespace kiln::cuda {
 
@@ -86,6 +87,32 @@ Status permute(KernelContext& ctx, int elem_bytes, const void* x,
 // y[r] = sum of x[r * len + j] over j < len, for a float-like dtype.
 Status launch_row_sum(KernelContext& ctx, DType dtype, const void* x, void* y, int64_t rows,
                       int64_t len);
+
+// ---- convolution (nn_conv.cc; the epilogue kernel in fused_conv.cu) ----
+
+// What follows the convolution: y = act(conv(x, w) + bias + z).
+struct ConvEpilogue {
+  const void* z = nullptr;                        // residual of Y's dtype, or null
+  const std::vector<int64_t>* z_shape = nullptr;  // z's shape: must be Y's (checked)
+  ops::ConvActivation act = ops::ConvActivation::kNone;
+};
+// Forward convolution of the running node (input 0 X, input 1 W, Conv's attributes) into output
+// 0, plus the optional bias B ([M], X's dtype) and the epilogue. With a bias and an epilogue,
+// float32/float16/float64 run as one cudnnConvolutionBiasActivationForward where cuDNN takes the
+// case; otherwise the convolution is followed by one epilogue kernel. Conv and FusedConv.
+Status conv_forward(KernelContext& ctx, const DeviceTensor* B, const ConvEpilogue& ep,
+                    const char* what);
+// Conv's supports(): float dtypes, 1 to 3 spatial dims.
+std::string conv_supports(const ir::Node& node);
+// y = act(y + bias[c] + z) on y viewed as [outer, channels, inner] (bias and z may be null).
+Status launch_conv_epilogue(KernelContext& ctx, DType dtype, void* y, const void* bias,
+                            const ConvEpilogue& ep, int64_t outer, int64_t channels, int64_t inner);
+// How many convolutions with an epilogue ran as one cuDNN call and how many as convolution +
+// epilogue kernel, since the process started (for tests and diagnostics).
+struct ConvFusionCounts {
+  uint64_t fused = 0, unfused = 0;
+};
+ConvFusionCounts conv_fusion_counts();
 
 // ---- pooling (nn_pool.cu) ----
 
