@@ -3,6 +3,7 @@
 // outputs keep their float32 types (Casts at the edges), as do inputs that are not data (Resize
 // scales, Pad's pads ...), every node not listed below, and nodes with subgraphs. Kernels keep
 // float accumulation inside normalizations, softmax and reductions.
+#include <algorithm>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -70,6 +71,8 @@ const std::map<std::string, std::vector<int>>& converted_ops() {
       {"ReduceMax", {0}},
       {"ReduceMin", {0}},
       {"Attention", {0, 1, 2, 3, 4, 5}},
+      // Kiln's fused ops (domain "kiln").
+      {"FusedMatMul", {0, 1, 2}},
   };
   return ops;
 }
@@ -101,12 +104,15 @@ StatusOr<bool> lower_precision(ir::Graph& graph, DType target) {
   graph.collect_outer_scope_names(&outer);
   std::set<std::string> pinned(outer.begin(), outer.end());
 
-  // 1. Which nodes run reduced: listed ops, default domain, no subgraphs, and every float input
-  //    they convert and every output is float32 (a node mixing in float64 stays as it is).
+  // 1. Which nodes run reduced: listed ops, default (or Kiln's) domain, no subgraphs, and every
+  //    float input they convert and every output is float32 (a node mixing in float64 stays as
+  //    it is).
   std::unordered_map<const ir::Node*, const std::vector<int>*> reduced;
   for (const auto& np : graph.nodes()) {
     const ir::Node& n = *np;
-    if (!(n.domain.empty() || n.domain == "ai.onnx") || has_subgraph(n)) continue;
+    const bool known_domain =
+        n.domain.empty() || n.domain == "ai.onnx" || n.domain == ir::kKilnDomain;
+    if (!known_domain || has_subgraph(n)) continue;
     auto it = converted_ops().find(n.op_type);
     if (it == converted_ops().end()) continue;
     bool any_f32 = false, ok = true;
@@ -182,7 +188,8 @@ StatusOr<bool> lower_precision(ir::Graph& graph, DType target) {
       out->type = v->type;
       out->type.dtype = target;
       ir::Node* cast = graph.add_node("Cast", "", "cast_to_" + out->name);
-      cast->opset = n->opset;
+      // (a Kiln op's opset is its own domain's: the Cast takes a default-domain one)
+      cast->opset = n->domain == ir::kKilnDomain ? std::max<int64_t>(n->opset, 13) : n->opset;
       cast->inputs = {v};
       cast->outputs = {out};
       ir::Attribute to;
