@@ -84,6 +84,11 @@ struct Case {
   bool trans_b;
 };
 
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << "A" << shape_to_string(c.a_shape) << " N=" << c.n << (c.bias ? " bias" : "") << " act='"
+      << c.act << "'" << (c.trans_b ? " trans_b" : "");
+}
+
 class FusedMatMulCpu : public ::testing::TestWithParam<Case> {};
 
 TEST_P(FusedMatMulCpu, MatchesUnfusedOps) {

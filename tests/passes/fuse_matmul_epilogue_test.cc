@@ -323,7 +323,9 @@ TEST(FuseMatMulEpilogue, LowerPrecisionConvertsTheFusedNode) {
   EXPECT_EQ(f->inputs[1]->constant->dtype(), DType::kFloat16);
   EXPECT_EQ(b.count("Cast"), 2);  // x in, y out
   for (const auto& n : b.g.nodes()) {
-    if (n->op_type == "Cast") EXPECT_GE(n->opset, 13);
+    if (n->op_type == "Cast") {
+      EXPECT_GE(n->opset, 13);
+    }
   }
   const std::vector<Tensor> after = run(b.g, xv);
   ASSERT_EQ(after.size(), 1u);
