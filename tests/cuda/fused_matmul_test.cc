@@ -10,7 +10,12 @@
 #include <gtest/gtest.h>
 
 #include "backend/cuda_backend.h"
+#include "ops/fused_matmul.h"
 #include "support/matmul_model.h"
+
+#if defined(KILN_HAVE_CUDA) && KILN_HAVE_CUDA
+#include "backends/cuda/kernel.h"
+#endif
 
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 
@@ -111,6 +116,40 @@ TEST(CudaFusedMatMul, DefaultConfigOnSeveralInputs) {
     EXPECT_LE(r.rel_error, 5e-3);  // TF32 on (the default)
   }
 }
+
+#if defined(KILN_HAVE_CUDA) && KILN_HAVE_CUDA
+// supports() reads inferred types only: no GPU needed.
+TEST(CudaFusedMatMul, SupportsTheFusedTypesOnly) {
+  const cuda::KernelDef* def =
+      cuda::KernelRegistry::global().find(ir::kKilnDomain, ops::kFusedMatMul);
+  ASSERT_NE(def, nullptr);
+  auto verdict = [&](DType dt, std::vector<int64_t> b_shape, const std::string& act) {
+    ir::Graph g;
+    ir::Node* n = g.add_node(ops::kFusedMatMul, ir::kKilnDomain, "f");
+    auto value = [&](const char* name, std::vector<int64_t> shape) {
+      ir::Value* v = g.add_value(name);
+      v->type = ir::TypeInfo::tensor(dt, ir::Shape::of(shape));
+      return v;
+    };
+    n->inputs = {value("a", {2, 3, 8}), value("b", b_shape), value("bias", {b_shape.back()})};
+    n->outputs = {value("y", {2, 3, b_shape.back()})};
+    ir::Attribute a;
+    a.name = "activation";
+    a.type = ir::AttrType::kString;
+    a.s = act;
+    n->attrs = {a};
+    return def->supports(*n);
+  };
+  for (DType dt : {DType::kFloat32, DType::kFloat16, DType::kBFloat16}) {
+    for (const char* act : {"", "Relu", "Gelu", "GeluTanh"}) {
+      EXPECT_EQ(verdict(dt, {8, 16}, act), "") << dtype_name(dt) << " " << act;
+    }
+  }
+  EXPECT_NE(verdict(DType::kFloat64, {8, 16}, "Relu"), "");
+  EXPECT_NE(verdict(DType::kFloat32, {8, 16}, "Swish"), "");
+  EXPECT_NE(verdict(DType::kFloat32, {2, 8, 16}, ""), "");
+}
+#endif
 
 }  // namespace
 }  // namespace kiln
