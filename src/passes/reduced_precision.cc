@@ -74,6 +74,7 @@ const std::map<std::string, std::vector<int>>& converted_ops() {
       {"Attention", {0, 1, 2, 3, 4, 5}},
       // Kiln's fused ops (domain "kiln").
       {"FusedConv", {0, 1, 2, 3}},
+      {"FusedMatMul", {0, 1, 2}},
   };
   return ops;
 }
@@ -115,16 +116,15 @@ StatusOr<bool> lower_precision(ir::Graph& graph, DType target) {
   graph.collect_outer_scope_names(&outer);
   std::set<std::string> pinned(outer.begin(), outer.end());
 
-  // 1. Which nodes run reduced: listed ops, default or kiln domain, no subgraphs, and every float
-  // input
-  //    they convert and every output is float32 (a node mixing in float64 stays as it is).
+  // 1. Which nodes run reduced: listed ops, default (or Kiln's) domain, no subgraphs, and every
+  //    float input they convert and every output is float32 (a node mixing in float64 stays as
+  //    it is).
   std::unordered_map<const ir::Node*, const std::vector<int>*> reduced;
   for (const auto& np : graph.nodes()) {
     const ir::Node& n = *np;
-    if (!(n.domain.empty() || n.domain == "ai.onnx" || n.domain == ir::kKilnDomain) ||
-        has_subgraph(n)) {
-      continue;
-    }
+    const bool known_domain =
+        n.domain.empty() || n.domain == "ai.onnx" || n.domain == ir::kKilnDomain;
+    if (!known_domain || has_subgraph(n)) continue;
     auto it = converted_ops().find(n.op_type);
     if (it == converted_ops().end()) continue;
     bool any_f32 = false, ok = true;

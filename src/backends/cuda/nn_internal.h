@@ -25,11 +25,18 @@ struct GemmWorkspace {
 // Bytes to reserve for GEMM scratch next to `used` bytes of a kernel's own scratch.
 uint64_t gemm_workspace_budget(const KernelContext& ctx, uint64_t used);
 
-// Row-major C[b] = alpha * op(A[b]) * op(B[b]) + beta * C[b] (+ bias[n] per column), for
-// b < batch; op(A) is m x k, op(B) is k x n. A, B, C share `dtype` (float32, float16, bfloat16,
-// float64); accumulation in float (double for float64). Leading dims are row-major (elements
-// between rows as stored). A batch stride of 0 repeats the operand. `bias` (dtype, n values) is
-// only allowed with beta == 0 or 1 and adds to every row.
+// Pointwise transform cuBLASLt applies to the result (after the bias), in float before the
+// result is rounded to C's dtype. kGeluTanh is cuBLASLt's GELU, the tanh approximation; its tanh
+// may be a fast one, so float32 callers that must match the CPU reference closely apply their
+// own. Activations need k > 0 (a K = 0 GEMM with an activation is refused).
+enum class GemmEpilogue : int { kNone = 0, kRelu = 1, kGeluTanh = 2 };
+
+// Row-major C[b] = epilogue(alpha * op(A[b]) * op(B[b]) + beta * C[b] (+ bias[n] per column)),
+// for b < batch; op(A) is m x k, op(B) is k x n. A, B, C share `dtype` (float32, float16,
+// bfloat16, float64); accumulation in float (double for float64). Leading dims are row-major
+// (elements between rows as stored). A batch stride of 0 repeats the operand. `bias` (dtype, n
+// values) is only allowed with beta == 0 or 1 and adds to every row. `epilogue` other than kNone
+// is not allowed for float64.
 struct GemmArgs {
   DType dtype = DType::kFloat32;
   bool trans_a = false, trans_b = false;
@@ -42,6 +49,7 @@ struct GemmArgs {
   const void* b = nullptr;
   void* c = nullptr;
   const void* bias = nullptr;
+  GemmEpilogue epilogue = GemmEpilogue::kNone;
   GemmWorkspace ws;
 };
 Status gemm(KernelContext& ctx, const GemmArgs& g);

@@ -107,6 +107,18 @@ bool fits_int32(int64_t v) {
   return v >= 0 && v <= INT32_MAX;
 }
 
+cublasLtEpilogue_t lt_epilogue(GemmEpilogue e, bool bias) {
+  switch (e) {
+    case GemmEpilogue::kNone:
+      return bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+    case GemmEpilogue::kRelu:
+      return bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+    case GemmEpilogue::kGeluTanh:
+      return bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU;
+  }
+  return CUBLASLT_EPILOGUE_DEFAULT;
+}
+
 }  // namespace
 
 uint64_t gemm_workspace_budget(const KernelContext& ctx, uint64_t used) {
@@ -127,6 +139,11 @@ Status gemm(KernelContext& ctx, const GemmArgs& g) {
   if (g.bias != nullptr && g.beta != 0.0 && g.beta != 1.0) {
     return ctx.invalid("GEMM bias needs beta 0 or 1");
   }
+  const bool activation = g.epilogue != GemmEpilogue::kNone;
+  if (activation && g.dtype == DType::kFloat64) {
+    return ctx.unsupported("GEMM activation epilogue in float64");
+  }
+  if (activation && g.k == 0) return ctx.unsupported("K = 0 GEMM with an activation epilogue");
   if (g.k == 0) {
     // op(A) op(B) is all zeros: C = beta * C (+ bias).
     if (g.beta == 0.0) {
@@ -169,10 +186,15 @@ Status gemm(KernelContext& ctx, const GemmArgs& g) {
                                                          &op_lt_a, sizeof(op_lt_a)));
   KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(raw_desc, CUBLASLT_MATMUL_DESC_TRANSB,
                                                          &op_lt_b, sizeof(op_lt_b)));
-  if (g.bias != nullptr) {
-    const cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+  // The bias runs along our n, which is the row dimension of cuBLASLt's column-major D (n x m):
+  // cuBLASLt's bias vector has one value per row of D, so it broadcasts as ours does. Its dtype
+  // defaults to D's.
+  const cublasLtEpilogue_t epi = lt_epilogue(g.epilogue, g.bias != nullptr);
+  if (epi != CUBLASLT_EPILOGUE_DEFAULT) {
     KILN_LT_RETURN_IF_ERROR(
         cublasLtMatmulDescSetAttribute(raw_desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+  }
+  if (g.bias != nullptr) {
     const void* bp = g.bias;
     KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(
         raw_desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bp, sizeof(bp)));
@@ -236,7 +258,7 @@ Status gemm(KernelContext& ctx, const GemmArgs& g) {
                                     g.stride_a,
                                     g.stride_b,
                                     g.stride_c,
-                                    g.bias != nullptr,
+                                    static_cast<int64_t>(epi),
                                     g.beta != 0.0,
                                     al_a,
                                     al_b,
