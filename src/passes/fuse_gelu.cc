@@ -3,10 +3,10 @@
 //   tanh: x * 0.5 * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))   (x^3 as Pow(x, 3) or
 //         x * x * x)
 // with the product of x, 0.5 and (1 + ...) in any association: ((x * 0.5) * A), ((x * A) * 0.5),
-// (x * (0.5 * A)), and Div by 2 for the last Mul by 0.5. Constants are checked to 1e-4
-// (relative). Every intermediate must be read only inside the pattern; x must be a float tensor
-// of known rank and each constant a single element of rank at most x's (so that no broadcast
-// changes the shape).
+// (x * (0.5 * A)), and Div by 2 for the last Mul by 0.5; each Add may be a two-input Sum. Constants
+// are checked to 1e-4 (relative). Every intermediate must be read only inside the pattern; x must
+// be a float tensor of known rank and each constant a single element of rank at most x's (so that
+// no broadcast changes the shape).
 #include <cmath>
 #include <string>
 
@@ -80,7 +80,7 @@ bool match_tail(const Uses& uses, const ir::Value* x, const ir::Value* a, Tail* 
 // 1 + v (Add in either order), read once; returns the Add.
 ir::Node* plus_one(const Uses& uses, const ir::Value* v, const ir::Value* x) {
   ir::Node* add = uses.sole_reader(v);
-  if (!match::is_op(add, "Add", 2)) return nullptr;
+  if (!match::is_add2(add)) return nullptr;
   const ir::Value* c = match::other_input(add, v);
   double one = 0;
   if (c == nullptr || c == v || !match::scalar_for(c, x, &one) || !match::near(one, 1.0)) {
@@ -154,8 +154,8 @@ bool match_tanh(const Uses& uses, const ir::Node* th, Match* m) {
   double v = 0;
   const bool c_first = match::scalar_for(scale->inputs[0], scale->inputs[1], &v);
   const ir::Value* inner = c_first ? scale->inputs[1] : scale->inputs[0];
-  ir::Node* sum = match::producer(inner, "Add");
-  if (!match::is_op(sum, "Add", 2) || !uses.only_by(inner, {scale})) return false;
+  ir::Node* sum = inner->producer;
+  if (!match::is_add2(sum) || !uses.only_by(inner, {scale})) return false;
   for (int side = 0; side < 2; ++side) {
     const ir::Value* x = sum->inputs[static_cast<size_t>(side)];
     const ir::Value* k = sum->inputs[static_cast<size_t>(1 - side)];

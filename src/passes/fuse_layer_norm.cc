@@ -6,8 +6,9 @@
 // Div(1, s). Both ReduceMeans reduce the same trailing axes (attribute or, from opset 18, a
 // constant input) with keepdims = 1. gamma and beta are constants of x's dtype that broadcast to
 // x without changing its shape and vary only over the normalized dims; without gamma the new op
-// gets a Scale of ones. Every intermediate must be read only inside the pattern; the match stops
-// before a Mul/Add whose input is read elsewhere, and the fused op then writes that input.
+// gets a Scale of ones. Each Add may be a two-input Sum. Every intermediate must be read only
+// inside the pattern; the match stops before a Mul/Add whose input is read elsewhere, and the fused
+// op then writes that input.
 #include <algorithm>
 #include <string>
 
@@ -97,7 +98,7 @@ const ir::Node* match_denominator(const Uses& uses, const ir::Value* sq_out, con
   ir::Node* rm = uses.sole_reader(sq_out);
   if (trailing_axis(rm, x->type.shape.rank()) != axis || rm->inputs[0] != sq_out) return nullptr;
   ir::Node* add = uses.sole_reader(rm->outputs[0]);
-  if (!match::is_op(add, "Add", 2)) return nullptr;
+  if (!match::is_add2(add)) return nullptr;
   const ir::Value* eps = match::other_input(add, rm->outputs[0]);
   if (eps == nullptr || eps == rm->outputs[0] || !match::scalar_for(eps, x, &m->eps) ||
       m->eps < 0 || eps->constant->dtype() != x->type.dtype) {
@@ -142,7 +143,7 @@ void match_affine(const Uses& uses, const ir::Node* last, bool with_beta, Match*
   m->last = mul;
   if (!with_beta) return;
   ir::Node* add = uses.sole_reader(mul->outputs[0]);
-  if (!match::is_op(add, "Add", 2)) return;
+  if (!match::is_add2(add)) return;
   ir::Value* b = match::other_input(add, mul->outputs[0]);
   if (!is_affine_param(b, m->x, m->axis)) return;
   m->beta = b;

@@ -55,6 +55,10 @@ bool is_op(const ir::Node* n, std::string_view op, int inputs) {
   return n->outputs.size() == 1 && n->outputs[0] != nullptr;
 }
 
+bool is_add2(const ir::Node* n) {
+  return is_op(n, "Add", 2) || is_op(n, "Sum", 2);
+}
+
 ir::Node* producer(const ir::Value* v, std::string_view op) {
   if (v == nullptr || v->producer == nullptr || v->producer_output != 0) return nullptr;
   ir::Node* p = v->producer;

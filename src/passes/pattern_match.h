@@ -35,6 +35,8 @@ class Uses {
 ir::Node* producer(const ir::Value* v, std::string_view op);
 // True for a default-domain node of type `op` with exactly `inputs` inputs given and one output.
 bool is_op(const ir::Node* n, std::string_view op, int inputs);
+// A two-input Add, or a Sum of two inputs (the same broadcast), as ONNX function bodies write it.
+bool is_add2(const ir::Node* n);
 // The input of a two-input node that is not `v`, or null when v is not one of them. For a node
 // reading v twice, returns v.
 ir::Value* other_input(const ir::Node* n, const ir::Value* v);

@@ -110,6 +110,20 @@ TEST(FuseGelu, TanhFormWithMulCube) {
   EXPECT_EQ(b.count("Gelu"), 1);
 }
 
+TEST(FuseGelu, OnnxFunctionBodyWithSum) {
+  // Gelu's ONNX function body: 0.5 * x times Sum(1, Erf(x / Sqrt(2))).
+  Builder b;
+  ir::Value* x = b.input("x", {2, 6});
+  ir::Value* h = b.node("Mul", {b.scalar("half", 0.5f), x}, "h");
+  ir::Value* d = b.node("Div", {x, b.scalar("sqrt2", 1.41421356f)}, "d");
+  ir::Value* e = b.node("Erf", {d}, "e");
+  ir::Value* a = b.node("Sum", {b.scalar("one", 1.f), e}, "a");
+  b.output(b.node("Mul", {h, a}, "y"));
+  check_pass(b, kPass);
+  EXPECT_EQ(b.g.nodes().size(), 1u);
+  EXPECT_EQ(b.count("Gelu"), 1);
+}
+
 TEST(FuseGelu, TwoInARowAndAConsumer) {
   Builder b;
   ir::Value* x = b.input("x", {4, 4});
