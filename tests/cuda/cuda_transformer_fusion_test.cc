@@ -86,7 +86,9 @@ void check(const char* model, bool bert) {
     ASSERT_TRUE(gpu) << (fp16 ? "fp16" : "fp32");
     EXPECT_EQ(report.nodes_on_device, report.nodes);
     // Attention (5+ nodes), two norms (9-10 nodes each) and a GELU (5 nodes) fused.
-    if (!fp16) EXPECT_LE(report.nodes + 20, ref_report.nodes);
+    if (!fp16) {
+      EXPECT_LE(report.nodes + 20, ref_report.nodes);
+    }
     // FP32: the fused kernels against the unfused CPU reference. FP16: activations and weights
     // in float16 (10-bit mantissa) through two matmuls and a norm.
     EXPECT_LT(rel_error(run(*gpu, feeds), want), fp16 ? 2e-2 : 1e-5) << (fp16 ? "fp16" : "fp32");
