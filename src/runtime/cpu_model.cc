@@ -12,6 +12,8 @@ StatusOr<CpuModel> load_cpu_model(const std::string& path, const CpuModelOptions
   KILN_ASSIGN_OR_RETURN(m.model, onnx::load_model(path, lo));
   if (options.optimize) {
     KILN_RETURN_IF_ERROR_CTX(passes::PassManager::default_pipeline().run(*m.model->graph), path);
+    // The fusions too, as engines get them: conformance runs then check them on every case.
+    KILN_RETURN_IF_ERROR_CTX(passes::PassManager::fusion_pipeline().run(*m.model->graph), path);
   }
   cpu::Executor::Options eo;
   eo.max_tensor_bytes = options.max_tensor_bytes;
