@@ -360,3 +360,28 @@ TEST(EngineRuntime, OutputAllocatorReceivesDataDependentShapes) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// Building twice with the same model and options gives the same bytes (no clock, address or
+// hash-order dependence), with and without fusions and in reduced precision.
+TEST(EngineRuntime, BuildsAreByteIdentical) {
+  const std::string bert_layer =
+      std::string(KILN_SOURCE_DIR) + "/tests/passes/data/bert_layer.onnx";
+  for (const std::string& model :
+       {model_path("example_traced.onnx"), model_path("example_if.onnx"), bert_layer}) {
+    for (int variant = 0; variant < 3; ++variant) {
+      BuilderConfig c = cpu_config();
+      if (variant == 1) c.fp16 = true;
+      if (variant == 2) c.opt_level = 0;
+      auto a = build_engine(model, c);
+      auto b = build_engine(model, c);
+      ASSERT_TRUE(a.ok() && b.ok()) << model << ": " << a.status().to_string();
+      EXPECT_TRUE(*a == *b) << model << " variant " << variant;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kiln
