@@ -102,6 +102,7 @@ int inspect_command(const InspectOptions& o) {
   if (o.ir) {
     if (!o.no_optimize) {
       Status st = passes::PassManager::default_pipeline().run(g);
+      if (st.ok()) st = passes::PassManager::fusion_pipeline().run(g);  // as the builder does
       if (!st.ok()) return report_error(st);
     }
     std::cout << ir::print_graph(g);
