@@ -125,6 +125,24 @@ TEST(ShapeValue, EqualWhereExpand) {
   EXPECT_EQ(shape_of(e), "[batch,128,768]");
 }
 
+TEST(ShapeValue, TileAndRange) {
+  Builder b;
+  ir::Value* x = bert_input(b);
+  // Tile [1, 128, 768] by [batch, 1, 2]; Range(0, batch, 1).
+  ir::Value* reps =
+      b.node("Concat", {dim_of(b, x, 0, "b"), b.ints("r", {1, 2})}, "reps", {attr_int("axis", 0)});
+  ir::Value* tiled = b.node("Tile", {b.input("row", {1, 128, 768}), reps}, "tiled");
+  ir::Value* limit = b.node("Gather", {b.node("Shape", {x}, "s"), scalar_int(b, "i0", 0)}, "lim",
+                            {attr_int("axis", 0)});
+  ir::Value* range =
+      b.node("Range", {scalar_int(b, "zero", 0), limit, scalar_int(b, "one", 1)}, "range");
+  b.output(tiled);
+  b.output(range);
+  ASSERT_TRUE(ops::infer_graph_types(b.g).ok());
+  EXPECT_EQ(shape_of(tiled), "[batch,128,1536]");
+  EXPECT_EQ(shape_of(range), "[batch]");
+}
+
 TEST(ShapeValue, UnprovableStaysUnknown) {
   Builder b;
   ir::Value* x =
