@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "ops/shape_util.h"
+#include "ops/shape_value.h"
 #include "ops/tensor_util.h"
 
 namespace kiln::ops::tensor_detail {
@@ -13,13 +14,33 @@ namespace {
 using ir::Dim;
 using ir::Shape;
 
+// Target of a shape input: its constant or shape-value elements.
+std::optional<std::vector<SymInt>> sym_target(InferContext& ctx, int i) {
+  if (auto c = const_ints(ctx, i)) {
+    std::vector<SymInt> v;
+    for (int64_t x : *c) v.push_back(SymInt::of(x));
+    return v;
+  }
+  return input_shape_value(ctx, i);
+}
+
+std::string sym_target_string(const std::vector<SymInt>& t) {
+  std::string s = "[";
+  for (size_t i = 0; i < t.size(); ++i) {
+    if (i) s += ',';
+    s += t[i].is_int() ? std::to_string(t[i].coeff) : dim_of_sym(t[i]).to_string();
+  }
+  return s + "]";
+}
+
 Status infer_reshape(InferContext& ctx) {
   const DType dt = input_dtype(ctx, 0);
-  std::optional<std::vector<int64_t>> target;
+  std::optional<std::vector<SymInt>> target;
   if (ctx.opset() < 5) {
-    target = ctx.attr_ints("shape");
+    target.emplace();
+    for (int64_t x : ctx.attr_ints("shape")) target->push_back(SymInt::of(x));
   } else {
-    target = const_ints(ctx, 1);
+    target = sym_target(ctx, 1);
   }
   if (!target) {
     const Shape* s = ranked_shape(ctx, 1);
@@ -34,45 +55,52 @@ Status infer_reshape(InferContext& ctx) {
   const Shape* in = ranked_shape(ctx, 0);
   Shape out = Shape::of_rank(static_cast<int>(target->size()));
   int infer_at = -1;
-  bool others_known = true;
-  int64_t known_product = 1;
+  bool others_known = true;  // every dim but the -1 is a size or symbolic product
+  SymInt others = SymInt::of(1);
   for (size_t i = 0; i < target->size(); ++i) {
-    const int64_t v = (*target)[i];
-    if (v == -1) {
-      if (infer_at >= 0) return ctx.fail("shape has more than one -1");
-      infer_at = static_cast<int>(i);
+    const SymInt& t = (*target)[i];
+    if (!t.known) {
+      others_known = false;
       continue;
     }
-    if (v < -1) return ctx.fail("shape has a negative dimension " + std::to_string(v));
-    if (v == 0 && !allowzero) {
-      if (in == nullptr || i >= static_cast<size_t>(in->rank())) {
-        if (in != nullptr)
-          return ctx.fail("shape copies dimension " + std::to_string(i) +
-                          " that the input does not have");
-        others_known = false;
+    if (t.is_int()) {
+      const int64_t v = t.coeff;
+      if (v == -1) {
+        if (infer_at >= 0) return ctx.fail("shape has more than one -1");
+        infer_at = static_cast<int>(i);
         continue;
       }
-      out.dims[i] = in->dims[i];
-    } else {
-      out.dims[i] = Dim::of(v);
-    }
-    if (out.dims[i].known()) {
-      if (out.dims[i].value != 0 && known_product > INT64_MAX / out.dims[i].value) {
-        others_known = false;
+      if (v < -1) return ctx.fail("shape has a negative dimension " + std::to_string(v));
+      if (v == 0 && !allowzero) {
+        if (in == nullptr || i >= static_cast<size_t>(in->rank())) {
+          if (in != nullptr)
+            return ctx.fail("shape copies dimension " + std::to_string(i) +
+                            " that the input does not have");
+          others_known = false;
+          continue;
+        }
+        out.dims[i] = in->dims[i];
       } else {
-        known_product *= out.dims[i].value;
+        out.dims[i] = Dim::of(v);
       }
+    } else {
+      out.dims[i] = dim_of_sym(t);
+    }
+    const SymInt d = sym_of_dim(out.dims[i]);
+    if (d.known) {
+      others = sym_mul(others, d);
+      if (!others.known) others_known = false;
     } else {
       others_known = false;
     }
   }
   if (infer_at >= 0 && in != nullptr && others_known) {
-    const Dim total = dim_product(in->dims, 0, in->dims.size());
-    if (total.known() && known_product != 0) {
-      if (total.value % known_product != 0) {
-        return ctx.fail("cannot reshape " + in->to_string() + " to " + shape_to_string(*target));
-      }
-      out.dims[static_cast<size_t>(infer_at)] = Dim::of(total.value / known_product);
+    const SymInt total = sym_product(in->dims);
+    if (total.is_int() && others.is_int() && others.coeff != 0 && total.coeff % others.coeff != 0) {
+      return ctx.fail("cannot reshape " + in->to_string() + " to " + sym_target_string(*target));
+    }
+    if (total.known && others.known && !(others.is_int() && others.coeff == 0)) {
+      out.dims[static_cast<size_t>(infer_at)] = dim_of_sym(sym_div_exact(total, others));
     }
   }
   set_tensor(ctx, 0, dt, std::move(out));
@@ -439,6 +467,16 @@ Status infer_constant_of_shape(InferContext& ctx) {
     set_tensor(ctx, 0, dt, Shape::of(*shape));
     return Status::Ok();
   }
+  if (auto sv = input_shape_value(ctx, 0)) {
+    Shape out = Shape::of_rank(static_cast<int>(sv->size()));
+    for (size_t i = 0; i < sv->size(); ++i) {
+      if ((*sv)[i].is_int() && (*sv)[i].coeff < 0)
+        return ctx.fail("shape has a negative dimension");
+      out.dims[i] = dim_of_sym((*sv)[i]);
+    }
+    set_tensor(ctx, 0, dt, std::move(out));
+    return Status::Ok();
+  }
   const Shape* s = ranked_shape(ctx, 0);
   if (s != nullptr && s->rank() == 1 && s->dims[0].known()) {
     set_tensor(ctx, 0, dt, Shape::of_rank(static_cast<int>(s->dims[0].value)));
@@ -473,6 +511,14 @@ Status infer_range(InferContext& ctx) {
       out.dims[0] = Dim::of(static_cast<int64_t>(n));
     }
   }
+  if (!out.dims[0].known() && is_integer(dt)) {
+    auto s = input_shape_value(ctx, 0), l = input_shape_value(ctx, 1),
+         d = input_shape_value(ctx, 2);
+    if (s && l && d && s->size() == 1 && l->size() == 1 && d->size() == 1 && (*s)[0].is_int() &&
+        (*s)[0].coeff == 0 && (*d)[0].is_int() && (*d)[0].coeff == 1 && !(*l)[0].is_int()) {
+      out.dims[0] = dim_of_sym((*l)[0]);
+    }
+  }
   set_tensor(ctx, 0, dt, std::move(out));
   return Status::Ok();
 }
@@ -499,6 +545,19 @@ Status infer_expand(InferContext& ctx) {
     Shape target = Shape::of(*shape);
     for (size_t i = 0; i < shape->size(); ++i) {
       if ((*shape)[i] < 0) return ctx.fail("shape has a negative dimension");
+    }
+    StatusOr<Shape> out = broadcast_shapes(*in, target);
+    if (!out.ok()) return ctx.fail(out.status().message());
+    set_tensor(ctx, 0, dt, std::move(out).value());
+    return Status::Ok();
+  }
+  auto sv = input_shape_value(ctx, 1);
+  if (sv && in) {
+    Shape target = Shape::of_rank(static_cast<int>(sv->size()));
+    for (size_t i = 0; i < sv->size(); ++i) {
+      if ((*sv)[i].is_int() && (*sv)[i].coeff < 0)
+        return ctx.fail("shape has a negative dimension");
+      target.dims[i] = dim_of_sym((*sv)[i]);
     }
     StatusOr<Shape> out = broadcast_shapes(*in, target);
     if (!out.ok()) return ctx.fail(out.status().message());
@@ -536,6 +595,13 @@ Status infer_tile(InferContext& ctx) {
         out.dims[static_cast<size_t>(i)] = Dim::of(d.value * r);
       else if (r == 1)
         out.dims[static_cast<size_t>(i)] = d;
+    }
+  } else if (auto sv = input_shape_value(ctx, 1);
+             sv && static_cast<int>(sv->size()) == in->rank()) {
+    for (int i = 0; i < in->rank(); ++i) {
+      const SymInt& r = (*sv)[static_cast<size_t>(i)];
+      out.dims[static_cast<size_t>(i)] =
+          dim_of_sym(sym_mul(sym_of_dim(in->dims[static_cast<size_t>(i)]), r));
     }
   }
   set_tensor(ctx, 0, dt, std::move(out));

@@ -1,6 +1,7 @@
 #include "ops/type_inference.h"
 
 #include "ops/op_registry.h"
+#include "ops/shape_value.h"
 
 namespace kiln::ops {
 namespace {
@@ -73,6 +74,7 @@ void import_outer_types(ir::Graph& sub, const ir::Graph& enclosing) {
 
 Status infer_graph_types(ir::Graph& graph) {
   const OpRegistry& registry = OpRegistry::global();
+  ShapeValueTable shape_values;
   for (auto& np : graph.mutable_nodes()) {
     ir::Node& node = *np;
     for (ir::Attribute& a : node.attrs) {
@@ -86,6 +88,7 @@ Status infer_graph_types(ir::Graph& graph) {
         KILN_RETURN_IF_ERROR(infer_graph_types(*g));
       }
     }
+    for (ir::Value* v : node.outputs) ShapeValueTable::set(v, std::nullopt);
     const OpDef* def = registry.find(node.domain, node.op_type);
     if (def == nullptr) continue;
     std::vector<const ir::TypeInfo*> types;
@@ -100,6 +103,15 @@ Status infer_graph_types(ir::Graph& graph) {
       if (ir::Value* v = node.outputs[i]) {
         KILN_RETURN_IF_ERROR(merge_type(node, *v, ctx.outputs()[i]));
       }
+    }
+    if (node.has_output(0) && !node.outputs[0]->constant) {
+      ir::Value* out = node.outputs[0];
+      std::optional<std::vector<SymInt>> value = infer_shape_value(ctx);
+      // A 1-D value whose length inference could not tell gets it from the elements.
+      ir::Shape& s = out->type.shape;
+      if (value && out->type.is_tensor() && s.rank_known && s.rank() == 1 && !s.dims[0].known())
+        s.dims[0] = ir::Dim::of(static_cast<int64_t>(value->size()));
+      ShapeValueTable::set(out, std::move(value));
     }
   }
   return Status::Ok();
