@@ -3,14 +3,14 @@
 //
 // A group is a connected set of supported nodes (see `describe`) whose outputs all have the same
 // shape S (provably: equal known sizes or equal symbols); its external inputs broadcast into S,
-// so every fused output spans the whole iteration space (no reduction, no smaller
-// intermediates). Values a group produces that are read outside it, or are graph outputs, become
-// the fused node's outputs. Nodes are visited in graph order and join the group of a producer
-// only when no node outside the groups reads one of their values before the joining node: the
-// fused node takes the place of the group's last node, so every reader still comes after it,
-// and no path leaves the group and comes back (no cycle). Groups of fewer than two nodes, or
-// with more than kMaxInputs external inputs, are left alone. Values named by subgraphs (outer
-// scope) are never fused.
+// so every fused output spans the whole iteration space (no reduction). Smaller intermediates
+// join only when nothing outside the group reads them (they are recomputed per element). Values a
+// group produces that are read outside it, or are graph outputs, become the fused node's outputs.
+// Nodes are visited in graph order and join the group of a producer only when no node outside the
+// groups reads one of their values before the joining node: the fused node takes the place of the
+// group's last node, so every reader still comes after it, and no path leaves the group and comes
+// back (no cycle). Groups of fewer than two nodes, or with more than kMaxInputs external inputs,
+// are left alone. Values named by subgraphs (outer scope) are never fused.
 #include <algorithm>
 #include <optional>
 #include <unordered_map>
@@ -206,7 +206,7 @@ class Fuser {
       auto it = group_of_value_.find(v);
       if (it == group_of_value_.end()) continue;
       const int gi = it->second;
-      if (!same_shape(groups_[static_cast<size_t>(gi)].shape, s)) continue;
+      if (!same_shape(groups_[static_cast<size_t>(gi)].shape, s) && !absorbable(gi, n)) continue;
       if (std::find(cand.begin(), cand.end(), gi) == cand.end()) cand.push_back(gi);
     }
     std::vector<int> chosen;
@@ -239,11 +239,28 @@ class Fuser {
       }
     }
     Group& t = groups_[static_cast<size_t>(target)];
+    t.shape = s;  // absorbed smaller groups take n's shape
     t.nodes.push_back(n);
     std::sort(t.nodes.begin(), t.nodes.end(),
               [&](const ir::Node* a, const ir::Node* b) { return pos_[a] < pos_[b]; });
     group_of_node_[n] = target;
     group_of_value_[n->outputs[0]] = target;
+  }
+
+  // A group of a smaller shape (e.g. a mask computed at [B, 1, 1, S]) whose values only n and
+  // the group itself read: it joins n's group and is recomputed for every element of n's shape,
+  // none of its values becoming an output.
+  bool absorbable(int gi, const ir::Node* n) const {
+    const Group& g = groups_[static_cast<size_t>(gi)];
+    if (!broadcasts_into(g.shape, n->outputs[0]->type.shape)) return false;
+    std::unordered_set<const ir::Node*> members(g.nodes.begin(), g.nodes.end());
+    for (const ir::Node* m : g.nodes) {
+      const ir::Value* v = m->outputs[0];
+      if (graph_out_.count(v)) return false;
+      for (const ir::Node* r : uses_.readers(v))
+        if (r != n && !members.count(r)) return false;
+    }
+    return true;
   }
 
   // Merging groups `gs` with n is safe: no outside reader of their values comes before n, and
@@ -324,7 +341,7 @@ class Fuser {
     last->op_type = std::string(ops::kPointwise);
     last->domain = ir::kKilnDomain;
     last->opset = 1;
-    last->name = name + "/pointwise";
+    last->name = name.empty() ? "pointwise" : name + "/pointwise";
     last->inputs = inputs;
     last->outputs = outputs;
     last->attrs.clear();

@@ -164,7 +164,7 @@ TEST(FusePointwise, NoCycleThroughAnOutsideReader) {
   EXPECT_EQ(b.g.nodes().size(), 3u);
 }
 
-TEST(FusePointwise, RefusesSingleNodesSmallerIntermediatesAndUnknownShapes) {
+TEST(FusePointwise, RefusesSingleNodesSharedSmallerValuesAndUnknownShapes) {
   {
     Builder b;
     ir::Value* x = b.input("x", {2, 8});
@@ -173,12 +173,13 @@ TEST(FusePointwise, RefusesSingleNodesSmallerIntermediatesAndUnknownShapes) {
     EXPECT_EQ(b.count("Pointwise"), 0);
   }
   {
-    // bias * 2 has shape [8], the Add [4, 8]: different iteration spaces, not fused.
+    // bias * 2 ([8]) is also a graph output: it cannot be recomputed inside the [4, 8] chain.
     Builder b;
     ir::Value* x = b.input("x", {4, 8});
     ir::Value* bias = b.input("bias", {8});
     ir::Value* m = b.node("Mul", {bias, b.scalar("two", 2.f)}, "m");
     b.output(b.node("Add", {x, m}, "y"));
+    b.output(m);
     check_fuses(b);
     EXPECT_EQ(b.count("Pointwise"), 0);
   }
@@ -190,6 +191,20 @@ TEST(FusePointwise, RefusesSingleNodesSmallerIntermediatesAndUnknownShapes) {
     check_fuses(b);
     EXPECT_EQ(b.count("Pointwise"), 0);
   }
+}
+
+TEST(FusePointwise, SmallerIntermediatesAreRecomputedPerElement) {
+  // An attention-mask style chain at [2, 1, 1, 5] feeding a [2, 3, 4, 5] Add.
+  Builder b;
+  ir::Value* scores = b.input("scores", {2, 3, 4, 5});
+  ir::Value* mask = b.input("mask", {2, 1, 1, 5});
+  ir::Value* inv = b.node("Sub", {b.scalar("one", 1.f), mask}, "inv");
+  ir::Value* big = b.node("Mul", {inv, b.scalar("neg", -10000.f)}, "big");
+  ir::Value* sum = b.node("Add", {scores, big}, "sum");
+  b.output(b.node("Div", {sum, b.scalar("d", 8.f)}, "y"));
+  check_fuses(b);
+  EXPECT_EQ(b.g.nodes().size(), 1u);
+  EXPECT_EQ(b.find("Pointwise")->outputs.size(), 1u);
 }
 
 TEST(FusePointwise, SymbolicBatchFuses) {
