@@ -19,6 +19,7 @@ namespace {
 
 constexpr int kMaxRank = 8;
 constexpr int kThreads = 256;
+constexpr size_t kMaxParamBytes = 4096;  // kernel parameters, every architecture
 
 struct Compiled {
   cudaLibrary_t library = nullptr;
@@ -71,6 +72,10 @@ std::string pointwise_supports(const ir::Node& node) {
   }
   Status s = ops::check_pw_types(*p, dts);
   if (!s.ok()) return s.message();
+  if (pointwise_param_words(kMaxRank, p->num_inputs, static_cast<int>(node.outputs.size())) * 8 >
+      kMaxParamBytes) {
+    return "too many inputs and outputs for one kernel's parameters";
+  }
   for (const ir::Value* v : node.outputs) {
     if (v == nullptr) return "every output must be used";
     if (v->type.is_tensor() && v->type.shape.rank_known && v->type.shape.rank() > kMaxRank) {
@@ -129,6 +134,10 @@ Status pointwise_run(KernelContext& ctx) {
   }
   if (numel == 0) return Status::Ok();
 
+  if (pointwise_param_words(rank, p.num_inputs, static_cast<int>(outs.size())) * 8 >
+      kMaxParamBytes) {
+    return ctx.unsupported("too many inputs and outputs for one kernel's parameters");
+  }
   const std::string source = pointwise_cuda_source(p, dts, rank);
   KILN_ASSIGN_OR_RETURN(const Compiled* k, compiled_kernel(source));
 
