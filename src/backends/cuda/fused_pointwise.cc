@@ -1,8 +1,8 @@
 // CUDA kernel of kiln.Pointwise: the program becomes CUDA C++ (codegen/pointwise_codegen.cc),
 // compiled with NVRTC for the current device's architecture and loaded with
 // cudaLibraryLoadData. Compilation happens once per distinct program source and device, at the
-// node's first run (the builder's tactic timing runs each node before any capture), and is
-// cached process-wide under a mutex; later runs only fill a parameter block and launch, without
+// node's first run (a shape's first run is never captured), and is cached process-wide under a
+// mutex; later runs only fill a parameter block and launch, without
 // synchronizing or allocating device memory, so they can be captured in a CUDA graph.
 #include <map>
 #include <memory>
@@ -28,16 +28,24 @@ struct Compiled {
   int sm_count = 0;
 };
 
-// Process-wide cache: (device, source) → loaded kernels. Entries live as long as the process.
-StatusOr<const Compiled*> compiled_kernel(const std::string& source) {
+// Process-wide cache of loaded kernels, keyed by device, rank, input dtypes and the program's
+// attributes (what the generated source depends on). Entries live as long as the process.
+StatusOr<const Compiled*> compiled_kernel(const ops::PwProgram& p, const std::vector<DType>& dts,
+                                          int rank, const ir::Node& node) {
   static std::mutex mu;
-  static std::map<std::pair<int, std::string>, std::unique_ptr<Compiled>> cache;
+  static std::map<std::vector<int64_t>, std::unique_ptr<Compiled>> cache;
   int device = 0;
   KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  std::vector<int64_t> key = {device, rank};
+  for (DType t : dts) key.push_back(static_cast<int64_t>(t));
+  key.push_back(-1);
+  for (int64_t v : node.attr_ints("code")) key.push_back(v);
+  key.push_back(-1);
+  for (int64_t v : node.attr_ints("outputs")) key.push_back(v);
   std::lock_guard<std::mutex> lock(mu);
-  auto key = std::make_pair(device, source);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second.get();
+  const std::string source = pointwise_cuda_source(p, dts, rank);
   int major = 0, minor = 0, sms = 0;
   KILN_CUDA_RETURN_IF_ERROR(
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
@@ -138,8 +146,7 @@ Status pointwise_run(KernelContext& ctx) {
       kMaxParamBytes) {
     return ctx.unsupported("too many inputs and outputs for one kernel's parameters");
   }
-  const std::string source = pointwise_cuda_source(p, dts, rank);
-  KILN_ASSIGN_OR_RETURN(const Compiled* k, compiled_kernel(source));
+  KILN_ASSIGN_OR_RETURN(const Compiled* k, compiled_kernel(p, dts, rank, ctx.node()));
 
   // The parameter block (layout in pointwise_codegen.h).
   std::vector<uint64_t> params;
