@@ -108,6 +108,21 @@ int64_t default_domain_opset(const ir::Graph& graph, const ir::Node& n) {
   return 13;
 }
 
+// A kiln.Pointwise runs reduced unless its program has float32 math that stays float32 when
+// unfused (Exp, Log, Pow, Reciprocal are not in converted_ops: their range or accuracy needs it).
+bool pointwise_reducible(const ir::Node& n) {
+  StatusOr<ops::PwProgram> p = ops::parse_pw_program(n);
+  if (!p.ok()) return false;
+  for (const ops::PwInstr& in : p->instrs) {
+    if (in.dtype != DType::kFloat32) continue;
+    if (in.op == ops::PwOp::kExp || in.op == ops::PwOp::kLog || in.op == ops::PwOp::kPow ||
+        in.op == ops::PwOp::kReciprocal) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 StatusOr<bool> lower_precision(ir::Graph& graph, DType target) {
@@ -143,6 +158,9 @@ StatusOr<bool> lower_precision(ir::Graph& graph, DType target) {
     }
     for (const ir::Value* v : n.outputs) {
       if (v && pinned.count(v->name)) ok = false;
+    }
+    if (ok && any_f32 && n.domain == ir::kKilnDomain && n.op_type == ops::kPointwise) {
+      ok = pointwise_reducible(n);
     }
     if (ok && any_f32) reduced[&n] = &it->second;
   }

@@ -280,6 +280,22 @@ TEST(FusePointwise, Float16AfterLowerPrecision) {
   }
 }
 
+// A chain with Exp keeps float32 under --fp16, as the unfused Exp would.
+TEST(FusePointwise, ChainWithExpStaysFloat32UnderLowerPrecision) {
+  Builder b;
+  ir::Value* x = b.input("x", {4, 8});
+  ir::Value* e = b.node("Exp", {b.node("Mul", {x, b.scalar("k", 6.f)}, "m")}, "e");
+  b.output(b.node("Add", {e, x}, "y"));
+  ASSERT_TRUE(ops::infer_graph_types(b.g).ok());
+  ASSERT_TRUE(pattern_test::run_pass(kPass, b.g).ok());
+  ASSERT_EQ(b.count("Pointwise"), 1);
+  ASSERT_TRUE(passes::lower_precision(b.g, DType::kFloat16).ok());
+  const ir::Node* p = b.find("Pointwise");
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->inputs[0]->type.dtype, DType::kFloat32);
+  EXPECT_EQ(p->outputs[0]->type.dtype, DType::kFloat32);
+}
+
 TEST(FusePointwise, FusionPipelineRunsIt) {
   Builder b;
   ir::Value* x = b.input("x", {2, 8});
