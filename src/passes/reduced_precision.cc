@@ -8,6 +8,7 @@
 #include <set>
 #include <unordered_map>
 
+#include "ops/fused_pointwise.h"
 #include "passes/pass_manager.h"
 
 namespace kiln::passes {
@@ -75,6 +76,8 @@ const std::map<std::string, std::vector<int>>& converted_ops() {
       // Kiln's fused ops (domain "kiln").
       {"FusedConv", {0, 1, 2, 3}},
       {"FusedMatMul", {0, 1, 2}},
+      // Pointwise: every float32 value of the program becomes `target` (see below).
+      {"Pointwise", {-1}},
   };
   return ops;
 }
@@ -103,6 +106,21 @@ int64_t default_domain_opset(const ir::Graph& graph, const ir::Node& n) {
     if (it != graph.opsets.end()) return std::max<int64_t>(it->second, 13);
   }
   return 13;
+}
+
+// A kiln.Pointwise runs reduced unless its program has float32 math that stays float32 when
+// unfused (Exp, Log, Pow, Reciprocal are not in converted_ops: their range or accuracy needs it).
+bool pointwise_reducible(const ir::Node& n) {
+  StatusOr<ops::PwProgram> p = ops::parse_pw_program(n);
+  if (!p.ok()) return false;
+  for (const ops::PwInstr& in : p->instrs) {
+    if (in.dtype != DType::kFloat32) continue;
+    if (in.op == ops::PwOp::kExp || in.op == ops::PwOp::kLog || in.op == ops::PwOp::kPow ||
+        in.op == ops::PwOp::kReciprocal) {
+      return false;
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -141,14 +159,27 @@ StatusOr<bool> lower_precision(ir::Graph& graph, DType target) {
     for (const ir::Value* v : n.outputs) {
       if (v && pinned.count(v->name)) ok = false;
     }
+    if (ok && any_f32 && n.domain == ir::kKilnDomain && n.op_type == ops::kPointwise) {
+      ok = pointwise_reducible(n);
+    }
     if (ok && any_f32) reduced[&n] = &it->second;
   }
   if (reduced.empty()) return false;
 
-  // 2. Outputs of reduced nodes become `target`; remember who produced what.
+  // 2. Outputs of reduced nodes become `target`; remember who produced what. A reduced
+  //    kiln.Pointwise computes every float32 instruction of its program in `target` instead (as
+  //    the unfused chain would; comparisons of converted inputs then compare `target` values).
   for (const auto& [n, spec] : reduced) {
     for (ir::Value* v : n->outputs)
       if (is_f32(v)) v->type.dtype = target;
+  }
+  for (auto& np : graph.mutable_nodes()) {
+    if (np->domain != ir::kKilnDomain || np->op_type != ops::kPointwise) continue;
+    if (!reduced.count(np.get())) continue;
+    KILN_ASSIGN_OR_RETURN(ops::PwProgram p, ops::parse_pw_program(*np));
+    for (ops::PwInstr& in : p.instrs)
+      if (in.dtype == DType::kFloat32) in.dtype = target;
+    ops::encode_pw_program(p, np.get());
   }
 
   // 3. Each reduced node's converted float32 inputs: constants are converted (once; a copy when
