@@ -4,6 +4,7 @@
 // scales, Pad's pads ...), every node not listed below, and nodes with subgraphs. Kernels keep
 // float accumulation inside normalizations, softmax and reductions.
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -123,6 +124,26 @@ bool pointwise_reducible(const ir::Node& n) {
   return true;
 }
 
+// A float32 constant bound for `target`: finite values beyond float16's range clamp to
+// ±65504 instead of becoming ±inf (exported masks use float32's lowest value as "minus
+// infinity"; as fp16 infinity, 0 * mask would turn into NaN). bfloat16 has float32's range.
+Tensor saturated_for(const Tensor& t, DType target) {
+  if (target != DType::kFloat16 || t.dtype() != DType::kFloat32) return t;
+  constexpr float kMax = 65504.f;
+  const float* p = t.data<float>();
+  bool any = false;
+  for (int64_t i = 0; i < t.numel() && !any; ++i)
+    any = std::isfinite(p[i]) && std::fabs(p[i]) > kMax;
+  if (!any) return t;
+  Tensor c = Tensor::from_vector<float>(std::vector<int64_t>(t.shape().begin(), t.shape().end()),
+                                        std::vector<float>(p, p + t.numel()));
+  float* q = c.mutable_data<float>();
+  for (int64_t i = 0; i < c.numel(); ++i) {
+    if (std::isfinite(q[i]) && std::fabs(q[i]) > kMax) q[i] = q[i] > 0 ? kMax : -kMax;
+  }
+  return c;
+}
+
 }  // namespace
 
 StatusOr<bool> lower_precision(ir::Graph& graph, DType target) {
@@ -212,7 +233,8 @@ StatusOr<bool> lower_precision(ir::Graph& graph, DType target) {
         continue;
       }
       if (v->constant && !v->is_graph_input) {
-        KILN_ASSIGN_OR_RETURN(Tensor t, convert_tensor(*v->constant, target));
+        KILN_ASSIGN_OR_RETURN(Tensor t,
+                              convert_tensor(saturated_for(*v->constant, target), target));
         if (consumers_all_reduced(v)) {
           v->constant = std::make_shared<const Tensor>(std::move(t));
           v->type.dtype = target;
