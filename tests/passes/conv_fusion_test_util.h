@@ -13,6 +13,7 @@
 #include "ir/verifier.h"
 #include "ops/type_inference.h"
 #include "passes/pass_manager.h"
+#include "pattern_test_util.h"
 
 namespace kiln::conv_fusion_test {
 
@@ -88,27 +89,10 @@ struct GraphBuilder {
     return nullptr;
   }
 
-  static ir::Attribute attr_int(const std::string& name, int64_t v) {
-    ir::Attribute a;
-    a.name = name;
-    a.type = ir::AttrType::kInt;
-    a.i = v;
-    return a;
-  }
-  static ir::Attribute attr_float(const std::string& name, float v) {
-    ir::Attribute a;
-    a.name = name;
-    a.type = ir::AttrType::kFloat;
-    a.f = v;
-    return a;
-  }
-  static ir::Attribute attr_ints(const std::string& name, std::vector<int64_t> v) {
-    ir::Attribute a;
-    a.name = name;
-    a.type = ir::AttrType::kInts;
-    a.ints = std::move(v);
-    return a;
-  }
+  // The attribute makers of pattern_test_util.h, under the names these tests use.
+  static constexpr auto attr_int = &pattern_test::attr_int;
+  static constexpr auto attr_float = &pattern_test::attr_float;
+  static constexpr auto attr_ints = &pattern_test::attr_ints;
 
   // Random inputs for every graph input (same values for the same seed).
   std::map<std::string, Datum> feeds(uint32_t s) const {

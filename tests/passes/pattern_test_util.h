@@ -23,6 +23,13 @@ inline ir::Attribute attr_int(const std::string& name, int64_t v) {
   a.i = v;
   return a;
 }
+inline ir::Attribute attr_float(const std::string& name, float v) {
+  ir::Attribute a;
+  a.name = name;
+  a.type = ir::AttrType::kFloat;
+  a.f = v;
+  return a;
+}
 inline ir::Attribute attr_ints(const std::string& name, std::vector<int64_t> v) {
   ir::Attribute a;
   a.name = name;

@@ -21,6 +21,8 @@ PwInstr ins(PwOp op, DType dt, std::vector<int32_t> args) {
 }
 
 void expect_compiles(const PwProgram& p, const std::vector<DType>& in, int rank) {
+  // Outputs name instructions (not values): an index past the list would read out of bounds.
+  for (int32_t o : p.outputs) ASSERT_LT(static_cast<size_t>(o), p.instrs.size());
   const std::string src = cuda::pointwise_cuda_source(p, in, rank);
   auto cubin = cuda::nvrtc_compile_cubin(src, 90);
   ASSERT_TRUE(cubin.ok()) << cubin.status().to_string() << "\n" << src;
@@ -45,7 +47,7 @@ TEST(PointwiseCodegen, EveryFloatOpCompiles) {
         ins(PwOp::kMin, f, {20, 1}),      ins(PwOp::kClip, f, {21, 2, -1}),
         ins(PwOp::kClip, f, {22, -1, 2}), ins(PwOp::kCast, DType::kFloat32, {23}),
     };
-    p.outputs = {23, 24};
+    p.outputs = {20, 21};  // instruction indices: the last Clip (value 23) and the Cast (24)
     expect_compiles(p, {f, f, f}, 3);
     expect_compiles(p, {f, f, f}, 1);
   }
@@ -75,7 +77,7 @@ TEST(PointwiseCodegen, IntBoolCastWhereCompile) {
       ins(PwOp::kMax, i64, {4, 1}),            // 19
       ins(PwOp::kWhere, i64, {15, 19, 1}),     // 20
   };
-  p.outputs = {13, 14, 15, 16, 17, 18, 20};
+  p.outputs = {10, 11, 12, 13, 14, 15, 17};  // instruction indices of values 13-18 and 20
   expect_compiles(p, {f, i64, i32}, 4);
   expect_compiles(p, {f, i64, i32}, 0);
 }

@@ -92,7 +92,7 @@ struct BroadcastMap {
   FastDiv32 div32[kMaxRank];
   uint32_t strides32[kMaxRank] = {};
 
-  __device__ __forceinline__ int64_t offset(int64_t linear) const {
+  __host__ __device__ __forceinline__ int64_t offset(int64_t linear) const {
     if (small) {
       uint32_t l = static_cast<uint32_t>(linear), off = 0;
       for (int d = rank - 1; d >= 0; --d) {

@@ -1085,10 +1085,11 @@ Status Executor::run(const std::vector<RunInput>& inputs, cudaStream_t stream) {
   im.stats = RunStats();
   im.profile.clear();
   std::string sig = signature_of(inputs);
+  const bool graphs_on = im.use_graphs && !im.profiling;
+  auto graph = graphs_on ? im.graphs.find(sig) : im.graphs.end();
   auto pit = im.plans.find(sig);
   ArenaPlan* plan = pit == im.plans.end() ? nullptr : &pit->second;
-  const bool capture = im.use_graphs && !im.profiling && plan != nullptr && plan->capturable &&
-                       im.graphs.find(sig) == im.graphs.end();
+  const bool capture = graphs_on && graph == im.graphs.end() && plan != nullptr && plan->capturable;
   std::shared_lock<std::shared_mutex> shared(device_api_mutex(), std::defer_lock);
   std::unique_lock<std::shared_mutex> exclusive(device_api_mutex(), std::defer_lock);
   if (capture) {
@@ -1096,10 +1097,7 @@ Status Executor::run(const std::vector<RunInput>& inputs, cudaStream_t stream) {
   } else {
     shared.lock();
   }
-  if (im.use_graphs && !im.profiling) {
-    auto g = im.graphs.find(sig);
-    if (g != im.graphs.end()) return im.replay(g->second, inputs);
-  }
+  if (graph != im.graphs.end()) return im.replay(graph->second, inputs);
   im.plan = plan;
   if (im.plan != nullptr) KILN_RETURN_IF_ERROR(im.ensure_arena(im.plan->peak));
   Status s = im.run_once(inputs, sig, capture);
