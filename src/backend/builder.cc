@@ -95,6 +95,19 @@ Status check_profiles(const ir::Graph& g, const std::vector<OptimizationProfile>
   return Status::Ok();
 }
 
+// The nodes of `g` and its subgraphs in runtime::collect_nodes' order (the steps' order),
+// mutable: the builder owns the graph.
+void mutable_nodes(ir::Graph& g, std::vector<ir::Node*>* out) {
+  for (const auto& n : g.nodes()) {
+    out->push_back(n.get());
+    for (ir::Attribute& a : n->attrs) {
+      if (a.g) mutable_nodes(*a.g, out);
+      for (const auto& sg : a.graphs)
+        if (sg) mutable_nodes(*sg, out);
+    }
+  }
+}
+
 uint64_t constant_bytes(const ir::Graph& g) {
   uint64_t total = 0;
   for (const auto& v : g.values())
@@ -169,6 +182,7 @@ StatusOr<std::shared_ptr<runtime::EngineData>> build_engine_data(const std::stri
     if (!lowered.ok()) return lowered.take_status().with_context(onnx_path);
   }
   data->device = config.device;
+  int gpu_sm = 0;
   data->options.tf32 = config.tf32;
   data->options.fp16 = config.fp16;
   data->options.bf16 = config.bf16;
@@ -182,6 +196,7 @@ StatusOr<std::shared_ptr<runtime::EngineData>> build_engine_data(const std::stri
       return gpu.take_status().with_context(
           "cannot build a CUDA engine here (build one for the CPU with --device cpu)");
     }
+    gpu_sm = gpu->sm;
   }
   progress.stage("place");
   backend::PlacementResult placed = backend::place_nodes(g, config.device);
@@ -196,6 +211,16 @@ StatusOr<std::shared_ptr<runtime::EngineData>> build_engine_data(const std::stri
   }
   data->steps = std::move(placed.steps);
   runtime::collect_nodes(g, &data->nodes);
+  if (config.device == Device::kCuda) {
+    // Build-time kernel work (NVRTC-compiled pointwise kernels), stored in the nodes.
+    progress.stage("compile kernels");
+    std::vector<ir::Node*> nodes;
+    mutable_nodes(g, &nodes);
+    for (size_t i = 0; i < nodes.size() && i < data->steps.size(); ++i) {
+      if (data->steps[i].device != Device::kCuda) continue;
+      KILN_RETURN_IF_ERROR_CTX(backend::cuda_embed(*nodes[i], gpu_sm), onnx_path);
+    }
+  }
   for (const ir::Value* v : g.inputs)
     if (!v->constant) data->inputs.push_back(runtime::tensor_info_of(*v));
   for (const ir::Value* v : g.outputs) data->outputs.push_back(runtime::tensor_info_of(*v));

@@ -30,6 +30,9 @@ StatusOr<GpuInfo> cuda_device();
 std::string cuda_supports(const ir::Node& node);
 // Inputs of `node` the CUDA kernel reads on the host (shape-like tensors).
 std::vector<int> cuda_host_inputs(const ir::Node& node);
+// Build-time work of the node's CUDA kernel for a GPU of compute capability `sm` (compiled
+// kernels stored in the node's attributes); a no-op for most kernels.
+Status cuda_embed(ir::Node& node, int sm);
 // True when the CUDA kernel of `node` waits on the stream (data-dependent output sizes).
 bool cuda_synchronizes(const ir::Node& node);
 

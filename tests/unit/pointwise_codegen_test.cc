@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #if defined(KILN_HAVE_CUDA) && KILN_HAVE_CUDA
+#include "backend/cuda_backend.h"
 #include "backends/cuda/codegen/pointwise_codegen.h"
+#include "ir/graph.h"
 
 namespace kiln {
 namespace {
@@ -80,6 +82,44 @@ TEST(PointwiseCodegen, IntBoolCastWhereCompile) {
   p.outputs = {10, 11, 12, 13, 14, 15, 17};  // instruction indices of values 13-18 and 20
   expect_compiles(p, {f, i64, i32}, 4);
   expect_compiles(p, {f, i64, i32}, 0);
+}
+
+// The build stores each Pointwise node's CUBIN (and what it was compiled for) in the node, so an
+// engine carries its kernels; a node whose rank is unknown keeps none.
+TEST(PointwiseCodegen, BuildEmbedsTheCubinInTheNode) {
+  ir::Graph g;
+  ir::Value* x = g.add_value("x");
+  ir::Value* y = g.add_value("y");
+  x->type = ir::TypeInfo::tensor(DType::kFloat16, ir::Shape::of({2, 3}));
+  ir::Node* n = g.add_node(std::string(ops::kPointwise), ir::kKilnDomain, "pw");
+  n->opset = 1;
+  n->inputs = {x};
+  n->outputs = {y};
+  PwProgram p;
+  p.num_inputs = 1;
+  p.instrs = {ins(PwOp::kRelu, DType::kFloat16, {0})};
+  p.outputs = {0};
+  ops::encode_pw_program(p, n);
+
+  y->type = ir::TypeInfo::tensor(DType::kFloat16, ir::Shape::unknown_rank());
+  ASSERT_TRUE(backend::cuda_embed(*n, 90).ok());
+  EXPECT_FALSE(n->has_attr("cubin"));
+
+  y->type = ir::TypeInfo::tensor(DType::kFloat16, ir::Shape::of({2, 3}));
+  Status s = backend::cuda_embed(*n, 90);
+  ASSERT_TRUE(s.ok()) << s.to_string();
+  const Tensor* cubin = n->attr_tensor("cubin");
+  ASSERT_NE(cubin, nullptr);
+  EXPECT_EQ(cubin->dtype(), DType::kUInt8);
+  ASSERT_GT(cubin->numel(), 4);
+  EXPECT_EQ(std::string(static_cast<const char*>(cubin->raw()), 4), "\x7f" "ELF");
+  EXPECT_EQ(n->attr_ints("cubin_key"),
+            (std::vector<int64_t>{90, 2, static_cast<int64_t>(DType::kFloat16)}));
+  // Embedding again replaces the attributes rather than adding more.
+  ASSERT_TRUE(backend::cuda_embed(*n, 90).ok());
+  int count = 0;
+  for (const ir::Attribute& a : n->attrs) count += a.name == "cubin" || a.name == "cubin_key";
+  EXPECT_EQ(count, 2);
 }
 
 }  // namespace

@@ -38,6 +38,12 @@ std::vector<int> cuda_host_inputs(const ir::Node& node) {
   return out;
 }
 
+Status cuda_embed(ir::Node& node, int sm) {
+  const cuda::KernelDef* def = cuda::KernelRegistry::global().find(node.domain, node.op_type);
+  if (def == nullptr || def->embed == nullptr) return Status::Ok();
+  return def->embed(node, sm);
+}
+
 bool cuda_synchronizes(const ir::Node& node) {
   const cuda::KernelDef* def = cuda::KernelRegistry::global().find(node.domain, node.op_type);
   return def != nullptr && def->synchronizes;

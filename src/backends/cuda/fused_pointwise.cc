@@ -1,9 +1,12 @@
 // CUDA kernel of kiln.Pointwise: the program becomes CUDA C++ (codegen/pointwise_codegen.cc),
 // compiled with NVRTC for the current device's architecture and loaded with
-// cudaLibraryLoadData. Compilation happens once per distinct program source and device, at the
-// node's first run (a shape's first run is never captured), and is cached process-wide under a
-// mutex; later runs only fill a parameter block and launch, without
-// synchronizing or allocating device memory, so they can be captured in a CUDA graph.
+// cudaLibraryLoadData. The build compiles each node's kernel and stores the CUBIN in the node
+// (it travels in the engine); a node without one for this GPU (rank unknown at build time) is
+// compiled at its first run. Loading happens once per distinct program and device, at the node's
+// first run (a shape's first run is never captured), cached process-wide under a mutex; later
+// runs only fill a parameter block and launch, without synchronizing or allocating device
+// memory, so they can be captured in a CUDA graph.
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -28,8 +31,33 @@ struct Compiled {
   int sm_count = 0;
 };
 
+// The attributes a build leaves on a kiln.Pointwise node placed on the GPU: the CUBIN of its
+// kernel and what it was compiled for ({sm, rank, input dtypes...}).
+constexpr const char* kCubinAttr = "cubin";
+constexpr const char* kCubinKeyAttr = "cubin_key";
+
+std::vector<int64_t> binary_key(int sm, int rank, const std::vector<DType>& dts) {
+  std::vector<int64_t> key = {sm, rank};
+  for (DType t : dts) key.push_back(static_cast<int64_t>(t));
+  return key;
+}
+
+// The CUBIN the build stored on `node` when it was compiled for exactly this key, else null.
+const Tensor* embedded_cubin(const ir::Node& node, const std::vector<int64_t>& key) {
+  const ir::Attribute* k = node.attr(kCubinKeyAttr);
+  const ir::Attribute* c = node.attr(kCubinAttr);
+  if (k == nullptr || c == nullptr || k->type != ir::AttrType::kInts ||
+      c->type != ir::AttrType::kTensor || k->ints != key || c->t.dtype() != DType::kUInt8 ||
+      c->t.rank() != 1 || c->t.numel() == 0) {
+    return nullptr;
+  }
+  return &c->t;
+}
+
 // Process-wide cache of loaded kernels, keyed by device, rank, input dtypes and the program's
-// attributes (what the generated source depends on). Entries live as long as the process.
+// attributes (what the generated source depends on). A kernel comes from the CUBIN the build
+// stored in the node when it matches this GPU, else NVRTC compiles it here. Entries live as long
+// as the process.
 StatusOr<const Compiled*> compiled_kernel(const ops::PwProgram& p, const std::vector<DType>& dts,
                                           int rank, const ir::Node& node) {
   static std::mutex mu;
@@ -45,23 +73,79 @@ StatusOr<const Compiled*> compiled_kernel(const ops::PwProgram& p, const std::ve
   std::lock_guard<std::mutex> lock(mu);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second.get();
-  const std::string source = pointwise_cuda_source(p, dts, rank);
   int major = 0, minor = 0, sms = 0;
   KILN_CUDA_RETURN_IF_ERROR(
       cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
   KILN_CUDA_RETURN_IF_ERROR(
       cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
   KILN_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  KILN_ASSIGN_OR_RETURN(std::vector<char> cubin, nvrtc_compile_cubin(source, major * 10 + minor));
+  const int sm = major * 10 + minor;
+  std::vector<char> compiled;
+  const void* image = nullptr;
+  if (const Tensor* cubin = embedded_cubin(node, binary_key(sm, rank, dts))) {
+    image = cubin->raw();
+  } else {
+    KILN_ASSIGN_OR_RETURN(compiled, nvrtc_compile_cubin(pointwise_cuda_source(p, dts, rank), sm));
+    image = compiled.data();
+  }
   auto c = std::make_unique<Compiled>();
   c->sm_count = sms;
   KILN_CUDA_RETURN_IF_ERROR(
-      cudaLibraryLoadData(&c->library, cubin.data(), nullptr, nullptr, 0, nullptr, nullptr, 0));
+      cudaLibraryLoadData(&c->library, image, nullptr, nullptr, 0, nullptr, nullptr, 0));
   KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&c->k32, c->library, kPointwiseKernel32));
   KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&c->k64, c->library, kPointwiseKernel64));
   const Compiled* out = c.get();
   cache.emplace(std::move(key), std::move(c));
   return out;
+}
+
+// At build time: compiles the node's kernel for sm_<sm> at the rank and input dtypes type
+// inference gave it, and stores the CUBIN in the node (so loading the engine runs no compiler).
+// A node whose rank is unknown is left to compile at its first run.
+Status pointwise_embed(ir::Node& node, int sm) {
+  KILN_ASSIGN_OR_RETURN(ops::PwProgram p, ops::parse_pw_program(node));
+  std::vector<DType> dts;
+  for (const ir::Value* v : node.inputs) {
+    if (v == nullptr || !v->type.is_tensor()) return Status::Ok();
+    dts.push_back(v->type.dtype);
+  }
+  const ir::Value* y = node.outputs.empty() ? nullptr : node.outputs[0];
+  if (y == nullptr || !y->type.is_tensor() || !y->type.shape.rank_known) return Status::Ok();
+  const int rank = y->type.shape.rank();
+  if (rank > kMaxRank) return Status::Ok();
+  // Identical programs (every layer of a transformer) compile once per process.
+  static std::mutex mu;
+  static std::map<std::pair<int, std::string>, std::vector<char>> built;
+  std::vector<char> cubin;
+  {
+    std::string source = pointwise_cuda_source(p, dts, rank);
+    std::lock_guard<std::mutex> lock(mu);
+    auto key = std::make_pair(sm, std::move(source));
+    auto it = built.find(key);
+    if (it == built.end()) {
+      KILN_ASSIGN_OR_RETURN(std::vector<char> fresh, nvrtc_compile_cubin(key.second, sm));
+      if (built.size() >= 1024) built.clear();
+      it = built.emplace(std::move(key), std::move(fresh)).first;
+    }
+    cubin = it->second;
+  }
+  KILN_ASSIGN_OR_RETURN(Tensor t,
+                        Tensor::create(DType::kUInt8, {static_cast<int64_t>(cubin.size())}));
+  std::copy(cubin.begin(), cubin.end(), static_cast<char*>(t.mutable_raw()));
+  std::erase_if(node.attrs, [](const ir::Attribute& a) {
+    return a.name == kCubinAttr || a.name == kCubinKeyAttr;
+  });
+  ir::Attribute key;
+  key.name = kCubinKeyAttr;
+  key.type = ir::AttrType::kInts;
+  key.ints = binary_key(sm, rank, dts);
+  node.attrs.push_back(std::move(key));
+  ir::Attribute bin;
+  bin.name = kCubinAttr;
+  bin.type = ir::AttrType::kTensor;
+  bin.t = std::move(t);
+  node.attrs.push_back(std::move(bin));
+  return Status::Ok();
 }
 
 std::string pointwise_supports(const ir::Node& node) {
@@ -182,7 +266,9 @@ Status pointwise_run(KernelContext& ctx) {
 }  // namespace
 
 void register_fused_pointwise_kernels(KernelRegistry& r) {
-  r.add({ir::kKilnDomain, ops::kPointwise, pointwise_supports, pointwise_run});
+  KernelDef def{ir::kKilnDomain, ops::kPointwise, pointwise_supports, pointwise_run};
+  def.embed = pointwise_embed;
+  r.add(def);
 }
 
 }  // namespace kiln::cuda

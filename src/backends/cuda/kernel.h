@@ -140,6 +140,9 @@ class KernelContext {
 // output types (node.inputs[i]->type); dims may be symbolic.
 using SupportsFn = std::string (*)(const ir::Node& node);
 using RunFn = Status (*)(KernelContext& ctx);
+// Build-time work for a node placed on the GPU of compute capability `sm` (e.g. 90), kept in the
+// node's attributes so it travels in the engine (kiln.Pointwise compiles its kernel here).
+using EmbedFn = Status (*)(ir::Node& node, int sm);
 
 struct KernelDef {
   std::string_view domain;  // "" for the default ONNX domain
@@ -151,6 +154,7 @@ struct KernelDef {
   // The kernel waits on the stream (an output whose size depends on data, as in NonZero): the
   // run cannot be captured into a CUDA graph.
   bool synchronizes = false;
+  EmbedFn embed = nullptr;
   bool is_host_input(int i) const { return i >= 0 && i < 64 && ((host_inputs >> i) & 1u) != 0; }
 };
 
