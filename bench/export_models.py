@@ -1,7 +1,10 @@
 """Exports the benchmark models to ONNX with a dynamic batch dim, with a seeded input and the
 FP32 PyTorch reference output for it (run on the device: torch, torchvision, transformers).
 
-    python3 bench/export_models.py OUT_DIR [resnet50 bert vit]
+    python3 bench/export_models.py OUT_DIR [resnet50 bert vit] [--small]
+
+--small exports two-layer, narrow versions of BERT and ViT (same operator structure as the full
+models, a few MB) for looking at the graphs and the fusions off the device.
 
 Writes OUT_DIR/<name>.onnx, <name>.input_<k>.npy, <name>.ref.npy and <name>.json (input names,
 shapes, output name).
@@ -22,10 +25,17 @@ def resnet50():
     return m, {"input": x}, ["logits"], {"input": {0: "batch"}, "logits": {0: "batch"}}
 
 
+SMALL = "--small" in sys.argv
+
+
 def vit():
     import torchvision
     torch.manual_seed(0)
-    m = torchvision.models.vit_b_16().eval()
+    if SMALL:
+        m = torchvision.models.VisionTransformer(image_size=224, patch_size=16, num_layers=2,
+                                                 num_heads=3, hidden_dim=192, mlp_dim=768).eval()
+    else:
+        m = torchvision.models.vit_b_16().eval()
     # torchvision zero-initializes the classification head: every logit would be 0 and any
     # output would "match". Random head weights make the comparison mean something.
     with torch.no_grad():
@@ -48,6 +58,9 @@ def bert():
     from transformers import BertConfig, BertModel
     torch.manual_seed(0)
     cfg = BertConfig()  # bert-base: 12 layers, hidden 768, 12 heads
+    if SMALL:
+        cfg = BertConfig(vocab_size=1000, hidden_size=192, num_hidden_layers=2,
+                         num_attention_heads=3, intermediate_size=768)
     cfg.attn_implementation = "eager"
     m = BertWrapper(BertModel(cfg, add_pooling_layer=False)).eval()
     rs = np.random.RandomState(0)
@@ -63,7 +76,7 @@ MODELS = {"resnet50": resnet50, "bert": bert, "vit": vit}
 
 def main():
     out = sys.argv[1]
-    names = sys.argv[2:] or list(MODELS)
+    names = [n for n in sys.argv[2:] if not n.startswith("--")] or list(MODELS)
     os.makedirs(out, exist_ok=True)
     for name in names:
         m, inputs, out_names, dyn = MODELS[name]()
