@@ -217,7 +217,7 @@ std::optional<Values> compute(const InferContext& ctx) {
   if (op == "Gather") return gather(ctx);
   if (op == "Concat") return concat(ctx);
   if (op == "Slice") return slice(ctx);
-  if (op == "Identity" || op == "Squeeze" || op == "Unsqueeze") return same(ctx);
+  if (op == "Identity" || op == "Squeeze" || op == "Unsqueeze" || op == "Reshape") return same(ctx);
   if (op == "Cast") {
     const DType from = tensor_detail::input_dtype(ctx, 0);
     if (!(is_integer(from) || from == DType::kBool) || ctx.outputs()[0].dtype == DType::kBool)

@@ -2,8 +2,8 @@
 // dynamic dims build Reshape targets as Concat(Unsqueeze(Gather(Shape(x), 0)), [12, 64]) and the
 // like). Each element is a SymInt: coeff times a product of dim symbols, or unknown. Graph
 // inference follows them through Shape, Size, Gather, Unsqueeze, Squeeze, Concat, Slice, Cast,
-// Identity, Add/Sub/Mul/Div, Equal, Where and ConstantOfShape, and Reshape, Expand, Tile,
-// ConstantOfShape and Range read them to give their outputs symbolic dims.
+// Identity, Reshape (to 0-D/1-D), Add/Sub/Mul/Div, Equal, Where and ConstantOfShape, and
+// Reshape, Expand, Tile, ConstantOfShape and Range read them to give their outputs symbolic dims.
 //
 // A product of symbols becomes one dim symbol in canonical form ("12*batch", "batch*seq"), and a
 // dim symbol of that form reads back as the product, so Reshape's -1 cancels symbolically.

@@ -1,6 +1,7 @@
 // Scaled dot-product attention written out as primitive ops, replaced by one Attention (opset 23,
 // 4-D form: Q [B, Hq, Sq, D], K [B, Hkv, Skv, D], V [B, Hkv, Skv, Dv]):
-//   MatMul(Q', Kt') → [* c | / c]... → [Add(mask)] → Softmax(last axis) → MatMul(·, V)
+//   MatMul(Q', Kt') → [* c | / c]... → [Add(mask)] → Softmax(last axis) →
+//   [Where(IsNaN(P), 0, P)] → MatMul(·, V)
 // where Q' and Kt' may each carry scalar Mul/Div scales (exports of scaled_dot_product_attention
 // scale Q and K by sqrt(scale) each), and Kt' is K^T: a Transpose swapping K's last two dims (or
 // any 4-D Transpose: the Attention node then gets K through a Transpose with the composed perm;
@@ -8,10 +9,12 @@
 // Matched only where the Attention kernels compute exactly what the primitive ops do:
 // Q, K, V rank 4 of one float dtype; batch dims provably equal (same size or symbol) in Q, K and
 // V; K and V heads equal, Q's equal to them or K's 1 (MatMul broadcasts that like Attention's
-// grouped heads); the mask of Q's dtype, rank 1-4, dims 0-2 of 1 or provably the attention's,
+// grouped heads); the mask of Q's dtype (or Where(keep, 0, -inf) of a bool `keep`, which becomes
+// a bool mask), rank 1-4, dims 0-2 of 1 or provably the attention's,
 // and its last dim provably the key length (or a known size above 1, which a valid MatMul
 // forces to equal it) — the kernels pad a shorter mask with -inf where Add would broadcast it.
 // Every intermediate must be read only inside the pattern (so no attention-probability output).
+#include <cmath>
 #include <string>
 
 #include "passes/pass_manager.h"
@@ -102,8 +105,8 @@ bool shapes_ok(const Match& m) {
   if (!match::same_dim(q[1], k[1]) && !match::dim_is(k[1], 1)) return false;
   if (m.mask == nullptr) return true;
   const ir::TypeInfo& mt = m.mask->type;
-  if (!mt.is_tensor() || mt.dtype != dt || !mt.shape.rank_known || mt.shape.rank() < 1 ||
-      mt.shape.rank() > 4) {
+  if (!mt.is_tensor() || (mt.dtype != dt && mt.dtype != DType::kBool) || !mt.shape.rank_known ||
+      mt.shape.rank() < 1 || mt.shape.rank() > 4) {
     return false;
   }
   std::vector<ir::Dim> md(static_cast<size_t>(4 - mt.shape.rank()), ir::Dim::of(1));
@@ -123,9 +126,25 @@ bool shapes_ok(const Match& m) {
 bool match_attention(const Uses& uses, const ir::Node* mm2, Match* m) {
   if (!match::is_op(mm2, "MatMul", 2)) return false;
   const ir::Value* p = mm2->inputs[0];
-  ir::Node* sm = match::producer(p, "Softmax");
-  if (sm == nullptr || !match::is_op(sm, "Softmax", 1) || !uses.only_by(p, {mm2})) return false;
   if (mm2->inputs[1] == p) return false;
+  // Optional guard of fully masked rows: Where(IsNaN(P), 0, P). Attention gives those rows
+  // zero probabilities (the guard's result) where a bare Softmax of all -inf gives NaN.
+  std::vector<const ir::Node*> guard;
+  if (ir::Node* w = match::producer(p, "Where");
+      match::is_op(w, "Where", 3) && uses.only_by(p, {mm2})) {
+    ir::Node* isnan = match::producer(w->inputs[0], "IsNaN");
+    double zero = 1;
+    if (match::is_op(isnan, "IsNaN", 1) && isnan->inputs[0] == w->inputs[2] &&
+        match::scalar_for(w->inputs[1], w->inputs[2], &zero) && zero == 0 &&
+        uses.only_by(w->inputs[0], {w}) && uses.only_by(w->inputs[2], {isnan, w}) &&
+        w->outputs[0]->type.dtype == w->inputs[2]->type.dtype) {
+      guard = {w, isnan};
+      p = w->inputs[2];
+    }
+  }
+  ir::Node* sm = match::producer(p, "Softmax");
+  if (sm == nullptr || !match::is_op(sm, "Softmax", 1)) return false;
+  if (guard.empty() && !uses.only_by(p, {mm2})) return false;
   ir::Value* s = sm->inputs[0];
   if (!s->type.is_tensor() || !s->type.shape.rank_known || s->type.shape.rank() != 4) return false;
   Status st;
@@ -134,6 +153,7 @@ bool match_attention(const Uses& uses, const ir::Node* mm2, Match* m) {
   if (axis < 0) axis += 4;
   if (axis != 3 || !uses.only_by(s, {sm})) return false;
   m->nodes = {mm2, sm};
+  m->nodes.insert(m->nodes.end(), guard.begin(), guard.end());
   // Optional mask: Add(scores, mask) in either order; the scores side leads to the MatMul.
   ir::Node* add = match::producer(s, "Add");
   const ir::Node* reader = sm;
@@ -201,6 +221,18 @@ bool match_attention(const Uses& uses, const ir::Node* mm2, Match* m) {
   m->v = mm2->inputs[1];
   m->scale = scale;
   m->last = mm2;
+  // An additive mask made as Where(keep, 0, -inf) from a bool tensor is that bool mask (True
+  // takes part), which Attention reads directly; the Where goes away when nothing else reads it.
+  if (m->mask != nullptr) {
+    ir::Node* w = match::producer(m->mask, "Where");
+    double zero = 1, neg = 0;
+    if (match::is_op(w, "Where", 3) && w->inputs[0]->type.is_tensor() &&
+        w->inputs[0]->type.dtype == DType::kBool &&
+        match::scalar_for(w->inputs[1], w->inputs[0], &zero) && zero == 0 &&
+        match::scalar_for(w->inputs[2], w->inputs[0], &neg, true) && std::isinf(neg) && neg < 0) {
+      m->mask = w->inputs[0];
+    }
+  }
   return shapes_ok(*m);
 }
 

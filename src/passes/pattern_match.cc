@@ -80,13 +80,13 @@ bool is_float_ranked(const ir::Value* v) {
          t == DType::kFloat64;
 }
 
-bool scalar_for(const ir::Value* v, const ir::Value* x, double* out) {
+bool scalar_for(const ir::Value* v, const ir::Value* x, double* out, bool nonfinite_ok) {
   if (v == nullptr || !v->constant || v->is_graph_input || x == nullptr) return false;
   const Tensor& t = *v->constant;
   if (t.numel() != 1 || !x->type.shape.rank_known || t.rank() > x->type.shape.rank()) return false;
   if (!is_floating(t.dtype()) && !is_integer(t.dtype())) return false;
   *out = t.get_double(0);
-  return std::isfinite(*out);
+  return nonfinite_ok || std::isfinite(*out);
 }
 
 bool near(double v, double want, double rel) {

@@ -44,8 +44,9 @@ ir::Value* other_input(const ir::Node* n, const ir::Value* v);
 // A float tensor (float16, bfloat16, float32, float64) of known rank.
 bool is_float_ranked(const ir::Value* v);
 // v is a constant (not a graph input that callers may override) with one element: its value.
-// Broadcasting it against `x` must not change x's shape: its rank is at most x's.
-bool scalar_for(const ir::Value* v, const ir::Value* x, double* out);
+// Broadcasting it against `x` must not change x's shape: its rank is at most x's. Infinities and
+// NaN are refused unless `nonfinite_ok`.
+bool scalar_for(const ir::Value* v, const ir::Value* x, double* out, bool nonfinite_ok = false);
 // |v - want| <= rel * |want| (rel defaults to 1e-4).
 bool near(double v, double want, double rel = 1e-4);
 // Two dims are provably equal: the same known size or the same named symbol.

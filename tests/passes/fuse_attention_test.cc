@@ -1,4 +1,6 @@
 // fuse_attention: exported scaled dot-product attention becomes one Attention (opset 23).
+#include <cmath>
+
 #include "passes/pass_manager.h"
 #include "pattern_test_util.h"
 
@@ -55,6 +57,53 @@ TEST(FuseAttention, BertEagerWithMask) {
   EXPECT_EQ(a->inputs[3], mask);
   EXPECT_FLOAT_EQ(a->attr_float("scale", 0), 0.5f);
   EXPECT_EQ(a->outputs[0]->name, "y");
+}
+
+// transformers' eager attention with a bool mask: scores + Where(keep, 0, -inf), and the NaN guard
+// Where(IsNaN(P), 0, P) after Softmax. Attention reads `keep` as its bool mask and gives a fully
+// masked row (batch 1 here) zeros, as the guard does.
+TEST(FuseAttention, BoolMaskAndNanGuard) {
+  Builder b;
+  ir::Value* q = b.input("q", {2, 3, 5, 4});
+  ir::Value* k = b.input("k", {2, 3, 5, 4});
+  ir::Value* v = b.input("v", {2, 3, 5, 4});
+  ir::Value* mf = b.constant("mf", {2, 1, 1, 5}, {1, -1, 1, 1, -1, -1, -1, -1, -1, -1});
+  ir::Value* keep = b.node("Greater", {mf, b.scalar("zero", 0.f)}, "keep");
+  ir::Value* madd =
+      b.node("Where", {keep, b.scalar("z", 0.f), b.scalar("ninf", -INFINITY)}, "madd");
+  ir::Value* kt = b.node("Transpose", {k}, "kt", {attr_ints("perm", {0, 1, 3, 2})});
+  ir::Value* qk = b.node("MatMul", {q, kt}, "qk");
+  ir::Value* sc = b.node("Div", {qk, b.scalar("sqrt_d", 2.f)}, "scaled");
+  ir::Value* masked = b.node("Add", {sc, madd}, "masked");
+  ir::Value* p = b.node("Softmax", {masked}, "probs", {attr_int("axis", -1)});
+  ir::Value* nan = b.node("IsNaN", {p}, "nan");
+  ir::Value* guarded = b.node("Where", {nan, b.scalar("z2", 0.f), p}, "guarded");
+  b.output(b.node("MatMul", {guarded, v}, "y"));
+  check_pass(b, kPass);
+  const ir::Node* a = attention(b);
+  ASSERT_NE(a, nullptr);
+  ASSERT_EQ(a->inputs.size(), 4u);
+  EXPECT_EQ(a->inputs[3], keep);
+  EXPECT_EQ(b.count("Softmax"), 0);
+  EXPECT_EQ(b.count("IsNaN"), 0);
+  EXPECT_EQ(b.count("MatMul"), 0);
+}
+
+// The guard is part of the pattern only when it is exactly Where(IsNaN(P), 0, P).
+TEST(FuseAttention, OtherWhereAfterSoftmaxStays) {
+  Builder b;
+  ir::Value* q = b.input("q", {2, 3, 5, 4});
+  ir::Value* k = b.input("k", {2, 3, 5, 4});
+  ir::Value* v = b.input("v", {2, 3, 5, 4});
+  ir::Value* kt = b.node("Transpose", {k}, "kt", {attr_ints("perm", {0, 1, 3, 2})});
+  ir::Value* qk = b.node("MatMul", {q, kt}, "qk");
+  ir::Value* p = b.node("Softmax", {qk}, "probs", {attr_int("axis", -1)});
+  ir::Value* nan = b.node("IsNaN", {p}, "nan");
+  ir::Value* guarded = b.node("Where", {nan, b.scalar("half", 0.5f), p}, "guarded");
+  b.output(b.node("MatMul", {guarded, v}, "y"));
+  check_pass(b, kPass);
+  EXPECT_EQ(attention(b), nullptr);
+  EXPECT_EQ(b.count("Softmax"), 1);
 }
 
 TEST(FuseAttention, FullMaskAndLowRankMask) {

@@ -37,6 +37,39 @@ ir::Value* bert_input(Builder& b) {
   return b.input_dims("x", {Dim::named("batch"), Dim::of(128), Dim::of(768)}, {1, 128, 768});
 }
 
+// Imported models feed Unsqueeze axes and Reshape targets from Constant nodes (before constant
+// folding), and read static dims back through Shape → Gather → Reshape([-1]): inference reads
+// both as constants, so Slice's ends and the dims after them are known.
+TEST(ShapeValue, ConstantNodesAndStaticDimsReadAsConstants) {
+  Builder b;
+  ir::Value* x = bert_input(b);
+  ir::Value* axes = b.node("Constant", {}, "axes_node");
+  {
+    ir::Attribute value;
+    value.name = "value";
+    value.type = ir::AttrType::kTensor;
+    value.t = Tensor::from_vector<int64_t>({1}, {0});
+    b.last->attrs = {value};
+  }
+  ir::Value* s = b.node("Shape", {x}, "shape");
+  ir::Value* seq = b.node("Gather", {s, scalar_int(b, "one", 1)}, "seq", {attr_int("axis", 0)});
+  ir::Value* u = b.node("Unsqueeze", {seq, axes}, "seq_1d");
+  ir::Value* r = b.node("Reshape", {u, b.ints("flat", {-1})}, "seq_flat");
+  ir::Value* positions = b.g.add_value("positions");
+  {
+    std::vector<int64_t> p(512);
+    for (int64_t i = 0; i < 512; ++i) p[static_cast<size_t>(i)] = i;
+    positions->constant = std::make_shared<Tensor>(Tensor::from_vector<int64_t>({1, 512}, p));
+    positions->type = ir::TypeInfo::tensor(DType::kInt64, ir::Shape::of({1, 512}));
+  }
+  ir::Value* sl = b.node("Slice", {positions, b.ints("starts", {0}), r, b.ints("axes", {1})}, "sl");
+  b.output(sl);
+  ASSERT_TRUE(ops::infer_graph_types(b.g).ok());
+  EXPECT_EQ(shape_of(u), "[1]");
+  EXPECT_EQ(shape_of(r), "[1]");
+  EXPECT_EQ(shape_of(sl), "[1,128]");
+}
+
 TEST(ShapeValue, GatherUnsqueezeConcatReshape) {
   Builder b;
   ir::Value* x = bert_input(b);

@@ -112,7 +112,9 @@ TEST(PointwiseCodegen, BuildEmbedsTheCubinInTheNode) {
   ASSERT_NE(cubin, nullptr);
   EXPECT_EQ(cubin->dtype(), DType::kUInt8);
   ASSERT_GT(cubin->numel(), 4);
-  EXPECT_EQ(std::string(static_cast<const char*>(cubin->raw()), 4), "\x7f" "ELF");
+  EXPECT_EQ(std::string(static_cast<const char*>(cubin->raw()), 4),
+            "\x7f"
+            "ELF");
   EXPECT_EQ(n->attr_ints("cubin_key"),
             (std::vector<int64_t>{90, 2, static_cast<int64_t>(DType::kFloat16)}));
   // Embedding again replaces the attributes rather than adding more.
