@@ -365,6 +365,37 @@ SymInt sym_product(const std::vector<ir::Dim>& dims) {
   return p;
 }
 
+std::optional<Tensor> shape_value_tensor(const ir::Value& v) {
+  const std::vector<SymInt>* value = ShapeValueTable::get(&v);
+  const ir::TypeInfo& t = v.type;
+  if (value == nullptr || !t.is_tensor() || !t.shape.rank_known || t.shape.rank() > 1) {
+    return std::nullopt;
+  }
+  if (t.shape.rank() == 0 && value->size() != 1) return std::nullopt;
+  std::vector<int64_t> ints;
+  for (const SymInt& s : *value) {
+    if (!s.is_int()) return std::nullopt;
+    ints.push_back(s.coeff);
+  }
+  std::vector<int64_t> shape;
+  if (t.shape.rank() == 1) shape.push_back(static_cast<int64_t>(ints.size()));
+  if (t.dtype == DType::kInt64) return Tensor::from_vector<int64_t>(shape, ints);
+  if (t.dtype == DType::kInt32) {
+    std::vector<int32_t> narrow;
+    for (int64_t x : ints) {
+      if (x < INT32_MIN || x > INT32_MAX) return std::nullopt;
+      narrow.push_back(static_cast<int32_t>(x));
+    }
+    return Tensor::from_vector<int32_t>(shape, narrow);
+  }
+  if (t.dtype == DType::kBool) {
+    std::vector<bool> bits;
+    for (int64_t x : ints) bits.push_back(x != 0);
+    return Tensor::from_vector<bool>(shape, bits);
+  }
+  return std::nullopt;
+}
+
 std::optional<std::vector<SymInt>> infer_shape_value(const InferContext& ctx) {
   if (ctx.num_outputs() < 1) return std::nullopt;
   const ir::TypeInfo& t = ctx.outputs()[0];

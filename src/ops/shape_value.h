@@ -65,6 +65,12 @@ SymInt sym_div_exact(const SymInt& a, const SymInt& b);
 // Product of dims as one element (unknown when any dim is unknown).
 SymInt sym_product(const std::vector<ir::Dim>& dims);
 
+// v's shape value (in the table in use) as a tensor of v's dtype (int64, int32 or bool) when its
+// elements are all plain integers, as Gather(Shape(x), 1) of a static dim is: inference then
+// reads it as it reads a constant (Slice's ends, Expand's shape), and constant folding makes it
+// one.
+std::optional<Tensor> shape_value_tensor(const ir::Value& v);
+
 // The shape value of output 0 of the node whose inference ran in ctx (its output types are set),
 // or nullopt when the output is not one or inference cannot follow it.
 std::optional<std::vector<SymInt>> infer_shape_value(const InferContext& ctx);

@@ -3,7 +3,6 @@
 #include "ops/op_registry.h"
 #include "ops/shape_value.h"
 
-#include <climits>
 #include <optional>
 
 namespace kiln::ops {
@@ -86,33 +85,6 @@ const Tensor* known_constant(const ir::Value& v) {
   return &a->t;
 }
 
-// A shape value whose elements are all plain integers (Gather(Shape(x), 1) of a static dim, a
-// Concat of such) as a tensor, so every op's inference reads it as it reads a constant (Slice's
-// ends, Expand's shape, Reshape's target).
-std::optional<Tensor> tensor_of_shape_value(const ir::Value& v) {
-  const std::vector<SymInt>* value = ShapeValueTable::get(&v);
-  const ir::TypeInfo& t = v.type;
-  if (value == nullptr || !t.is_tensor() || !t.shape.rank_known || t.shape.rank() > 1) {
-    return std::nullopt;
-  }
-  if (t.dtype != DType::kInt64 && t.dtype != DType::kInt32) return std::nullopt;
-  if (t.shape.rank() == 0 && value->size() != 1) return std::nullopt;
-  std::vector<int64_t> ints;
-  for (const SymInt& s : *value) {
-    if (!s.is_int()) return std::nullopt;
-    ints.push_back(s.coeff);
-  }
-  std::vector<int64_t> shape;
-  if (t.shape.rank() == 1) shape.push_back(static_cast<int64_t>(ints.size()));
-  if (t.dtype == DType::kInt64) return Tensor::from_vector<int64_t>(shape, ints);
-  std::vector<int32_t> narrow;
-  for (int64_t x : ints) {
-    if (x < INT32_MIN || x > INT32_MAX) return std::nullopt;
-    narrow.push_back(static_cast<int32_t>(x));
-  }
-  return Tensor::from_vector<int32_t>(shape, narrow);
-}
-
 }  // namespace
 
 Status infer_graph_types(ir::Graph& graph) {
@@ -142,7 +114,7 @@ Status infer_graph_types(ir::Graph& graph) {
       types.push_back(v ? &v->type : nullptr);
       const Tensor* c = v == nullptr ? nullptr : known_constant(*v);
       if (c == nullptr && v != nullptr) {
-        if (std::optional<Tensor> t = tensor_of_shape_value(*v)) {
+        if (std::optional<Tensor> t = shape_value_tensor(*v)) {
           from_values.push_back(std::move(*t));
           c = &from_values.back();
         }

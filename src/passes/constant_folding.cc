@@ -1,11 +1,15 @@
 // Evaluates nodes whose inputs are all constants with the CPU reference kernels, and turns
-// Shape (and Size) of statically shaped tensors into constants. Folded outputs become constant
-// values; the nodes go away. Nondeterministic ops, nodes with subgraphs, non-tensor outputs and
-// results larger than kMaxFoldedBytes are left alone.
+// Shape (and Size) of statically shaped tensors into constants, as well as every small integer
+// value that type inference's shape values know to be plain integers (Gather(Shape(x), -1) of a
+// static dim, and arithmetic on it: exports compute attention scales from the head size so). Folded
+// outputs become constant values; the nodes go away. Nondeterministic ops, nodes with subgraphs,
+// non-tensor outputs and results larger than kMaxFoldedBytes are left alone.
 #include <algorithm>
 #include <unordered_set>
 
 #include "backends/cpu/executor.h"
+#include "ops/shape_value.h"
+#include "ops/type_inference.h"
 #include "passes/pass_manager.h"
 
 namespace kiln::passes {
@@ -56,9 +60,18 @@ bool fold_shape_of(ir::Node& n) {
   return true;
 }
 
-}  // namespace
+// A node whose only output has a shape value of plain integers (in the table in use).
+bool fold_shape_value(ir::Node& n) {
+  if (n.outputs.size() != 1 || !n.has_output(0) || n.outputs[0]->constant) return false;
+  std::optional<Tensor> t = ops::shape_value_tensor(*n.outputs[0]);
+  if (!t) return false;
+  ir::Value* out = n.outputs[0];
+  out->constant = std::make_shared<Tensor>(std::move(*t));
+  out->type = ir::TypeInfo::tensor(out->constant->dtype(), ir::Shape::of(out->constant->shape()));
+  return true;
+}
 
-StatusOr<bool> fold_constants(ir::Graph& graph) {
+StatusOr<bool> fold_constants_in(ir::Graph& graph, bool shape_values) {
   bool changed = false;
   std::unordered_set<std::string> graph_inputs;
   for (const ir::Value* v : graph.inputs) graph_inputs.insert(v->name);
@@ -67,12 +80,12 @@ StatusOr<bool> fold_constants(ir::Graph& graph) {
     ir::Node& n = *np;
     for (ir::Attribute& a : n.attrs) {
       if (a.g) {
-        KILN_ASSIGN_OR_RETURN(bool c, fold_constants(*a.g));
+        KILN_ASSIGN_OR_RETURN(bool c, fold_constants_in(*a.g, false));
         changed |= c;
       }
       for (auto& g : a.graphs) {
         if (!g) continue;
-        KILN_ASSIGN_OR_RETURN(bool c, fold_constants(*g));
+        KILN_ASSIGN_OR_RETURN(bool c, fold_constants_in(*g, false));
         changed |= c;
       }
     }
@@ -81,6 +94,10 @@ StatusOr<bool> fold_constants(ir::Graph& graph) {
       continue;
     }
     if (is_nondeterministic(n) || has_subgraph(n)) continue;
+    if (shape_values && fold_shape_value(n)) {
+      folded.insert(&n);
+      continue;
+    }
     bool all_constant = true;
     for (const ir::Value* v : n.inputs) {
       // Graph inputs with a default (initializer) can be overridden at run time.
@@ -114,6 +131,17 @@ StatusOr<bool> fold_constants(ir::Graph& graph) {
   graph.remove_nodes_if([&](const ir::Node& n) { return folded.count(&n) > 0; });
   graph.remove_unused_values();
   return true;
+}
+
+}  // namespace
+
+StatusOr<bool> fold_constants(ir::Graph& graph) {
+  // Shape values come from a fresh inference of the whole graph (subgraphs are folded as part
+  // of their top-level graph's run, without them).
+  ops::ShapeValueTable shape_values;
+  const bool top = graph.parent == nullptr;
+  const bool have_values = top && ops::infer_graph_types(graph).ok();
+  return fold_constants_in(graph, have_values);
 }
 
 }  // namespace kiln::passes

@@ -35,6 +35,7 @@ PassManager PassManager::fusion_pipeline() {
   pm.add({"fuse_layer_norm", fuse_layer_norm});
   pm.add({"fuse_gelu", fuse_gelu});
   pm.add({"fuse_attention", fuse_attention});
+  pm.add({"fold_attention_heads", fold_attention_heads});
   pm.add({"fuse_matmul_epilogue", fuse_matmul_epilogue});
   pm.add({"fuse_conv_activation", fuse_conv_activation});
   pm.add({"fuse_pointwise", fuse_pointwise});

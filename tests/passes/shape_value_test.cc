@@ -4,6 +4,7 @@
 // written by make_dynamic_attention.py) fuses into Attention and FusedMatMul.
 #include "ops/shape_value.h"
 #include "onnx/importer.h"
+#include "passes/pass_manager.h"
 #include "pattern_test_util.h"
 
 namespace kiln {
@@ -68,6 +69,27 @@ TEST(ShapeValue, ConstantNodesAndStaticDimsReadAsConstants) {
   EXPECT_EQ(shape_of(u), "[1]");
   EXPECT_EQ(shape_of(r), "[1]");
   EXPECT_EQ(shape_of(sl), "[1,128]");
+}
+
+// Constant folding turns values the shape values know as plain integers into constants, and the
+// float arithmetic on them folds after: an exported attention scale 1/sqrt(D) computed from the
+// static head size becomes one constant.
+TEST(ShapeValue, ConstantFoldingFoldsStaticDims) {
+  Builder b;
+  ir::Value* x = bert_input(b);
+  ir::Value* s = b.node("Shape", {x}, "shape");
+  ir::Value* d = b.node("Gather", {s, scalar_int(b, "last", 2)}, "d", {attr_int("axis", 0)});
+  ir::Value* f = b.node("Cast", {d}, "f", {attr_int("to", 1)});
+  ir::Value* r = b.node("Sqrt", {f}, "r");
+  b.output(b.node("Div", {x, r}, "y"));
+  pattern_test::check_pass(b, {"fold_constants", passes::fold_constants});
+  EXPECT_EQ(b.count("Gather"), 0);
+  EXPECT_EQ(b.count("Cast"), 0);
+  EXPECT_EQ(b.count("Sqrt"), 0);
+  const ir::Node* div = b.find("Div");
+  ASSERT_NE(div, nullptr);
+  ASSERT_TRUE(div->inputs[1]->constant);
+  EXPECT_FLOAT_EQ(div->inputs[1]->constant->get_double(0), std::sqrt(768.f));
 }
 
 TEST(ShapeValue, GatherUnsqueezeConcatReshape) {
