@@ -175,9 +175,11 @@ int pick_perf(const Perf* perfs, int count, uint64_t ws_limit, int64_t tactic,
     for (int i : usable) {
       if (static_cast<int>(perfs[i].algo) == want.algo &&
           static_cast<int>(perfs[i].mathType) == want.math) {
+        count_tactic(true);
         return i;
       }
     }
+    count_tactic(false);
   }
   return usable[0];
 }

@@ -6,6 +6,7 @@
 #include <cublasLt.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <map>
 #include <memory>
@@ -209,11 +210,24 @@ StatusOr<bool> rebuild_lt_algo(cublasLtHandle_t h, const backend::CublasLtTactic
       r.state != CUBLAS_STATUS_SUCCESS || r.workspaceSize > max_ws) {
     return false;
   }
+  r.algo = algo;  // the check reports workspace and waves; the algorithm is ours
   *out = r;
   return true;
 }
 
 }  // namespace
+
+namespace {
+std::atomic<uint64_t> g_tactics_applied{0}, g_tactics_fell_back{0};
+}  // namespace
+
+TacticCounts tactic_counts() {
+  return {g_tactics_applied.load(), g_tactics_fell_back.load()};
+}
+
+void count_tactic(bool applied) {
+  ++(applied ? g_tactics_applied : g_tactics_fell_back);
+}
 
 uint64_t gemm_workspace_budget(const KernelContext& ctx, uint64_t used) {
   const uint64_t limit = ctx.workspace_limit();
@@ -389,6 +403,7 @@ Status gemm(KernelContext& ctx, const GemmArgs& g) {
                             rebuild_lt_algo(ctx.cublaslt(), want, compute, scale_type, dt, raw_desc,
                                             la.get(), lb.get(), lc.get(), max_ws, &rebuilt));
       if (ok) chosen = rebuilt;
+      count_tactic(ok);
     }
     plan_cache_put(key, chosen);
   }
