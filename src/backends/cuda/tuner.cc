@@ -175,10 +175,14 @@ StatusOr<bool> Tuner::agrees(TunableStep& step, int ref, int run, std::string* w
 
 Status Tuner::tune(TunableStep& step) {
   const ir::Node& n = step.node();
+  if (seen_.count(&n) != 0) {  // met again in this profile (a loop body): tuned the first time
+    KILN_ASSIGN_OR_RETURN(int run, step.run(-1, nullptr));
+    step.finish(run);
+    return Status::Ok();
+  }
   std::vector<int64_t> candidates;
   KILN_ASSIGN_OR_RETURN(int ref, step.run(-1, &candidates));
-  if (seen_.count(&n) != 0 || candidates.empty()) {
-    // Met again in this profile (a loop body), or nothing to choose (an empty GEMM).
+  if (candidates.empty()) {  // nothing to choose (an empty GEMM)
     step.finish(ref);
     return Status::Ok();
   }
