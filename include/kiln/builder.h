@@ -51,6 +51,12 @@ struct BuildReport {
   uint64_t weight_bytes = 0;
   uint64_t peak_activation_bytes = 0;  // at the largest shapes of every profile (0: unknown)
   double seconds = 0;
+  // Tactic tuning (CUDA engines, opt level >= 1).
+  bool tuned = false;        // the tuning run ran
+  int tuned_nodes = 0;       // nodes whose candidate tactics were timed
+  int timed_candidates = 0;  // candidate tactics timed in all (0 with a warm timing cache)
+  int cache_hits = 0;        // nodes whose tactic came from the timing cache
+  double tuning_seconds = 0;
 };
 
 // Builds an engine from an ONNX model file; returns the engine file's bytes.

@@ -6,6 +6,7 @@
 #include "backend/builder.h"
 #include "backend/cuda_backend.h"
 #include "backend/placement.h"
+#include "backend/timing_cache.h"
 #include "engine/engine_file.h"
 #include "kiln/builder.h"
 #include "onnx/importer.h"
@@ -149,6 +150,90 @@ std::vector<std::vector<std::pair<std::string, std::vector<int64_t>>>> trial_sha
   return out;
 }
 
+// Input shapes of the tuning run: each profile's opt shapes, or the model's static shapes.
+std::vector<backend::InputShapes> tuning_shapes(const runtime::EngineData& data) {
+  std::vector<backend::InputShapes> out;
+  auto fill = [&](const OptimizationProfile* p) {
+    backend::InputShapes shapes;
+    for (const TensorInfo& t : data.inputs) {
+      if (!t.is_tensor || t.dtype == DType::kString) return;
+      std::vector<int64_t> s = t.shape;
+      if (p != nullptr) {
+        auto it = p->inputs.find(t.name);
+        if (it != p->inputs.end()) s = it->second.opt;
+      }
+      for (int64_t d : s)
+        if (d < 0) return;
+      shapes.emplace_back(t.name, s);
+    }
+    out.push_back(std::move(shapes));
+  };
+  if (data.profiles.empty()) {
+    fill(nullptr);
+  } else {
+    for (const OptimizationProfile& p : data.profiles) fill(&p);
+  }
+  return out;
+}
+
+// The tuning run of a CUDA engine (opt level >= 1): chooses the steps' tactics, reads and
+// updates the timing cache, and prepares the backend again with the chosen tactics.
+Status tune_engine(runtime::EngineData& data, std::shared_ptr<runtime::EngineData> shared,
+                   const BuilderConfig& config, const backend::GpuInfo& gpu, BuildReport* report,
+                   std::vector<std::string>* warnings) {
+  const auto t0 = Clock::now();
+  backend::TimingDevice device{gpu.name, gpu.sm, gpu.cuda_runtime, gpu.cudnn, gpu.cublaslt};
+  backend::TimingCache cache(device);
+  if (!config.timing_cache_path.empty()) {
+    std::string warning;
+    cache = backend::TimingCache::load(config.timing_cache_path, device, &warning);
+    if (!warning.empty()) warnings->push_back(warning);
+  }
+  const std::vector<backend::InputShapes> shapes = tuning_shapes(data);
+  if (shapes.empty()) {
+    warnings->push_back(
+        "tactic tuning skipped: the inputs have no concrete shapes (give "
+        "--opt-shapes)");
+    return Status::Ok();
+  }
+  StatusOr<backend::TuningResult> tuned =
+      backend::cuda_tune(std::move(shared), shapes, config.opt_level, &cache);
+  if (!tuned.ok()) {
+    warnings->push_back("tactic tuning failed, kernels keep their default tactics: " +
+                        tuned.status().message());
+    return Status::Ok();
+  }
+  constexpr size_t kMaxNotes = 20;
+  for (size_t i = 0; i < tuned->notes.size() && i < kMaxNotes; ++i) {
+    warnings->push_back("tuning: " + tuned->notes[i]);
+  }
+  if (tuned->notes.size() > kMaxNotes) {
+    warnings->push_back("tuning: " + std::to_string(tuned->notes.size() - kMaxNotes) +
+                        " more note(s)");
+  }
+  bool changed = false;
+  for (size_t i = 0; i < data.steps.size() && i < tuned->tactics.size(); ++i) {
+    if (data.steps[i].tactic != tuned->tactics[i]) changed = true;
+    data.steps[i].tactic = tuned->tactics[i];
+  }
+  if (changed) {
+    data.cuda_program.reset();  // the weights are on the GPU once at a time
+    KILN_RETURN_IF_ERROR(runtime::prepare_backend(data));
+  }
+  if (!config.timing_cache_path.empty()) {
+    Status saved = cache.save(config.timing_cache_path);
+    if (!saved.ok()) warnings->push_back("timing cache not written: " + saved.message());
+  }
+  if (report != nullptr) {
+    report->tuned = true;
+    report->tuned_nodes = tuned->nodes_tuned;
+    report->timed_candidates = tuned->candidates_timed;
+    report->cache_hits = tuned->cache_hits;
+    report->tuning_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 namespace backend {
@@ -182,7 +267,6 @@ StatusOr<std::shared_ptr<runtime::EngineData>> build_engine_data(const std::stri
     if (!lowered.ok()) return lowered.take_status().with_context(onnx_path);
   }
   data->device = config.device;
-  int gpu_sm = 0;
   data->options.tf32 = config.tf32;
   data->options.fp16 = config.fp16;
   data->options.bf16 = config.bf16;
@@ -190,13 +274,14 @@ StatusOr<std::shared_ptr<runtime::EngineData>> build_engine_data(const std::stri
   data->options.opt_level = config.opt_level;
   data->options.strict = config.strict;
   data->profiles = config.profiles;
+  backend::GpuInfo gpu_info;
   if (config.device == Device::kCuda) {
     StatusOr<backend::GpuInfo> gpu = backend::cuda_device();
     if (!gpu.ok()) {
       return gpu.take_status().with_context(
           "cannot build a CUDA engine here (build one for the CPU with --device cpu)");
     }
-    gpu_sm = gpu->sm;
+    gpu_info = *gpu;
   }
   progress.stage("place");
   backend::PlacementResult placed = backend::place_nodes(g, config.device);
@@ -218,7 +303,7 @@ StatusOr<std::shared_ptr<runtime::EngineData>> build_engine_data(const std::stri
     mutable_nodes(g, &nodes);
     for (size_t i = 0; i < nodes.size() && i < data->steps.size(); ++i) {
       if (data->steps[i].device != Device::kCuda) continue;
-      KILN_RETURN_IF_ERROR_CTX(backend::cuda_embed(*nodes[i], gpu_sm), onnx_path);
+      KILN_RETURN_IF_ERROR_CTX(backend::cuda_embed(*nodes[i], gpu_info.sm), onnx_path);
     }
   }
   for (const ir::Value* v : g.inputs)
@@ -227,14 +312,19 @@ StatusOr<std::shared_ptr<runtime::EngineData>> build_engine_data(const std::stri
   data->weight_bytes = constant_bytes(g);
 
   std::vector<std::string> warnings;
-  if (!config.timing_cache_path.empty()) {
+  if (!config.timing_cache_path.empty() &&
+      (config.device != Device::kCuda || config.opt_level == 0)) {
     warnings.push_back("--timing-cache " + config.timing_cache_path +
-                       ": not read or written yet: kernels are picked by the cuDNN/cuBLASLt "
-                       "heuristics; timed tactic selection and its cache come with auto-tuning");
+                       ": not used (tactics are tuned for CUDA engines at --opt-level 1 and up)");
   }
   if (config.device == Device::kCuda) {
     progress.stage("prepare");
     KILN_RETURN_IF_ERROR_CTX(runtime::prepare_backend(*data), onnx_path);
+    if (config.opt_level >= 1) {
+      progress.stage("tune");
+      KILN_RETURN_IF_ERROR_CTX(tune_engine(*data, data, config, gpu_info, report, &warnings),
+                               onnx_path);
+    }
     auto shapes = trial_shapes(*data);
     for (size_t i = 0; i < shapes.size(); ++i) {
       progress.stage("trial run", static_cast<int>(i), static_cast<int>(shapes.size()));

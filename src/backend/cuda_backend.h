@@ -58,6 +58,27 @@ StatusOr<uint64_t> cuda_trial_run(
     std::shared_ptr<const runtime::EngineData> data,
     const std::vector<std::pair<std::string, std::vector<int64_t>>>& inputs);
 
+// Input shapes of one run: (input name, shape) in any order.
+using InputShapes = std::vector<std::pair<std::string, std::vector<int64_t>>>;
+
+class TimingCache;
+
+// What the builder's tuning run chose.
+struct TuningResult {
+  std::vector<int64_t> tactics;  // per node of data.nodes (-1: nothing chosen)
+  int nodes_tuned = 0;           // nodes whose candidates were timed
+  int candidates_timed = 0;
+  int cache_hits = 0;
+  std::vector<std::string> notes;  // rejected candidates, failed runs
+};
+
+// The tuning run (src/backends/cuda/tuner.h): runs `data` once per entry of `profiles` (fixed-seed
+// random inputs of those shapes) and times the candidate tactics of every tunable step, `cache`
+// (may be null) answering and recording. opt_level 1..5 sets how many candidates and runs.
+StatusOr<TuningResult> cuda_tune(std::shared_ptr<const runtime::EngineData> data,
+                                 const std::vector<InputShapes>& profiles, int opt_level,
+                                 TimingCache* cache);
+
 // Runs a CUDA engine once with host values of any kind (tensors, sequences, optionals) and
 // returns the graph outputs on the host (conformance tests).
 StatusOr<std::vector<Datum>> cuda_run_values(

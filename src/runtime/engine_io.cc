@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/cuda_backend.h"
+#include "backend/tactic.h"
 #include "engine/engine_file.h"
 #include "engine/graph_codec.h"
 
@@ -280,6 +281,7 @@ std::string describe_engine(const EngineData& data, const engine::TargetInfo& ta
     json l = {{"name", s.name},     {"op", s.op},         {"device", device_name(s.device)},
               {"kernel", s.kernel}, {"tactic", s.tactic}, {"precision", s.precision},
               {"inputs", ins},      {"outputs", outs}};
+    if (s.tactic != -1) l["algorithm"] = backend::describe_tactic(s.tactic);
     if (!s.note.empty()) l["note"] = s.note;
     j["layers"].push_back(l);
   }

@@ -75,6 +75,13 @@ expect 0 "wrote" -- "$kiln" build "$model" -o "$tmp/p.kiln" --device cpu \
 expect 2 "dimension 0 is 8, allowed \[1, 4\]" -- "$kiln" run "$tmp/p.kiln" --shapes x:8x3x32x32
 expect 2 "no input named 'nope'" -- "$kiln" build "$model" -o "$tmp/p.kiln" --device cpu \
   --min-shapes nope:1 --opt-shapes nope:1 --max-shapes nope:1
+# The timing cache is for CUDA engines: a CPU build says it does not use it, and writes none.
+expect 0 "timing-cache .*not used" -- "$kiln" build "$model" -o "$tmp/tc.kiln" --device cpu \
+  --timing-cache "$tmp/timing.json"
+if [ -e "$tmp/timing.json" ]; then
+  echo "FAIL: a CPU build wrote a timing cache"; failures=$((failures + 1))
+fi
+expect 0 "tactic" -- "$kiln" inspect "$tmp/tc.kiln"
 head -c 300 "$tmp/ex.kiln" > "$tmp/trunc.kiln"
 expect 2 "trunc.kiln" -- "$kiln" run "$tmp/trunc.kiln"
 expect 2 "truncated engine file" -- "$kiln" inspect "$tmp/trunc.kiln"

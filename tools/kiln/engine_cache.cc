@@ -149,8 +149,16 @@ void print_build_report(const BuildReport& r, const BuilderConfig& c) {
                  static_cast<double>(r.peak_activation_bytes) / 1e6);
   }
   std::fprintf(stderr, "\n");
-  for (const std::string& f : r.fallbacks)
-    std::fprintf(stderr, "kiln: on the CPU: %s\n", f.c_str());
+  if (r.tuned) {
+    std::fprintf(stderr,
+                 "kiln: tuning: %d node(s) tuned, %d candidate(s) timed, %d timing-cache hit(s), "
+                 "%.2f s\n",
+                 r.tuned_nodes, r.timed_candidates, r.cache_hits, r.tuning_seconds);
+  }
+  // Fallbacks name their node ("[Op 'name' #i]: why"); the other entries are build warnings.
+  for (const std::string& f : r.fallbacks) {
+    std::fprintf(stderr, "kiln: %s%s\n", f.rfind("[", 0) == 0 ? "on the CPU: " : "", f.c_str());
+  }
 }
 
 StatusOr<std::shared_ptr<Engine>> open_engine(const std::string& path, const EngineOptions& o) {

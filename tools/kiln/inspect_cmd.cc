@@ -3,6 +3,7 @@
 #include <iostream>
 #include <map>
 
+#include "backend/tactic.h"
 #include "backends/cpu/executor.h"
 #include "cli.h"
 #include "commands.h"
@@ -72,7 +73,7 @@ int inspect_engine(const InspectOptions& o) {
     }
   }
   std::printf("layers (%zu)\n", j["layers"].size());
-  std::printf("  %-4s %-36s %-18s %-5s %-28s %6s %-9s %s\n", "#", "name", "op", "dev", "kernel",
+  std::printf("  %-4s %-36s %-18s %-5s %-28s %-6s %-9s %s\n", "#", "name", "op", "dev", "kernel",
               "tactic", "precision", "shapes (in -> out)");
   int i = 0;
   for (const auto& l : j["layers"]) {
@@ -80,11 +81,17 @@ int inspect_engine(const InspectOptions& o) {
     for (const auto& s : l["inputs"]) shapes += (shapes.empty() ? "" : " ") + s.get<std::string>();
     shapes += " ->";
     for (const auto& s : l["outputs"]) shapes += " " + s.get<std::string>();
-    std::printf("  %-4d %-36.36s %-18.18s %-5s %-28.28s %6lld %-9s %s\n", i++,
+    // A tuned tactic is a packed algorithm (docs/engine-format.md): printed decoded below.
+    const int64_t tactic = l["tactic"].get<int64_t>();
+    std::printf("  %-4d %-36.36s %-18.18s %-5s %-28.28s %-6s %-9s %s\n", i++,
                 l["name"].get<std::string>().c_str(), l["op"].get<std::string>().c_str(),
                 l["device"].get<std::string>().c_str(), l["kernel"].get<std::string>().c_str(),
-                static_cast<long long>(l["tactic"].get<int64_t>()),
-                l["precision"].get<std::string>().c_str(), shapes.c_str());
+                tactic == -1 ? "-" : "tuned", l["precision"].get<std::string>().c_str(),
+                shapes.c_str());
+    if (tactic != -1) {
+      std::printf("       tactic 0x%llx: %s\n", static_cast<unsigned long long>(tactic),
+                  backend::describe_tactic(tactic).c_str());
+    }
     if (l.contains("note")) std::printf("       note: %s\n", l["note"].get<std::string>().c_str());
   }
   return kExitOk;

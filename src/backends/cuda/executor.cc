@@ -279,6 +279,7 @@ struct Executor::Impl : public KernelServices {
 
   bool use_graphs = false;
   bool profiling = false;
+  StepTuner* tuner = nullptr;
   std::map<std::string, GraphEntry> graphs;
   std::vector<RunOutput> outputs;
   std::vector<std::shared_ptr<Block>> kept;
@@ -313,6 +314,10 @@ struct Executor::Impl : public KernelServices {
                                         DScope* parent);
   Status run_step(const Program::Step& st, DScope& scope);
   Status run_gpu_step(const Program::Step& st, DScope& scope);
+  // Runs the step's CUDA kernel once with `tactic` into `outs` (one slot per node output).
+  Status run_kernel(const Program::Step& st, const std::vector<const DeviceTensor*>& dev_in,
+                    const std::vector<const Tensor*>& host_in, std::vector<Slot*>& slots,
+                    int64_t tactic, std::vector<int64_t>* candidates, std::vector<Slot>* outs);
   Status run_cpu_step(const Program::Step& st, DScope& scope);
   Status run_metadata_step(const Program::Step& st, DScope& scope);
   Status run_if(const Program::Step& st, DScope& scope);
@@ -654,6 +659,91 @@ Status Executor::Impl::run_metadata_step(const Program::Step& st, DScope& scope)
   return Status::Ok();
 }
 
+namespace {
+
+// The runs of one tunable step in tuning mode: each run of the kernel gets its own outputs.
+class TuningRuns final : public TunableStep {
+ public:
+  TuningRuns(Executor::Impl* ex, const Program::Step& st,
+             const std::vector<const DeviceTensor*>& dev_in,
+             const std::vector<const Tensor*>& host_in, std::vector<Slot*>& slots)
+      : ex_(ex), st_(st), dev_in_(dev_in), host_in_(host_in), slots_(slots) {}
+
+  const ir::Node& node() const override { return *st_.node; }
+  const std::vector<const DeviceTensor*>& inputs() const override { return dev_in_; }
+  StatusOr<int> run(int64_t tactic, std::vector<int64_t>* candidates) override {
+    std::vector<Slot> outs;
+    KILN_RETURN_IF_ERROR(
+        ex_->run_kernel(st_, dev_in_, host_in_, slots_, tactic, candidates, &outs));
+    runs_.push_back(std::move(outs));
+    return static_cast<int>(runs_.size()) - 1;
+  }
+  std::vector<const DeviceTensor*> outputs(int run) const override {
+    std::vector<const DeviceTensor*> out;
+    if (run < 0 || run >= static_cast<int>(runs_.size())) return out;
+    for (const Slot& s : runs_[static_cast<size_t>(run)])
+      out.push_back(s.has_dev ? &s.dev : nullptr);
+    return out;
+  }
+  void drop(int run) override {
+    if (run >= 0 && run < static_cast<int>(runs_.size()) && run != finished_) {
+      runs_[static_cast<size_t>(run)].clear();
+    }
+  }
+  void finish(int run) override { finished_ = run; }
+  cudaStream_t stream() const override { return ex_->cur; }
+
+  StatusOr<std::vector<Slot>> take_finished() {
+    if (finished_ < 0 || finished_ >= static_cast<int>(runs_.size()) ||
+        runs_[static_cast<size_t>(finished_)].size() != st_.node->outputs.size()) {
+      return st_.node->error(StatusCode::kInternal, "tuning kept no run of the kernel");
+    }
+    return std::move(runs_[static_cast<size_t>(finished_)]);
+  }
+
+ private:
+  Executor::Impl* ex_;
+  const Program::Step& st_;
+  const std::vector<const DeviceTensor*>& dev_in_;
+  const std::vector<const Tensor*>& host_in_;
+  std::vector<Slot*>& slots_;
+  std::vector<std::vector<Slot>> runs_;
+  int finished_ = -1;
+};
+
+}  // namespace
+
+Status Executor::Impl::run_kernel(const Program::Step& st,
+                                  const std::vector<const DeviceTensor*>& dev_in,
+                                  const std::vector<const Tensor*>& host_in,
+                                  std::vector<Slot*>& slots, int64_t tactic,
+                                  std::vector<int64_t>* candidates, std::vector<Slot>* outs) {
+  const ir::Node& n = *st.node;
+  outs->assign(n.outputs.size(), Slot());
+  node = &n;
+  out_slots = outs;
+  in_slots = &slots;
+  KernelContext ctx(n, dev_in, host_in, this, tactic, program->options().allow_tf32);
+  ctx.set_tactic_candidates(candidates);
+  if (st.gpu->synchronizes && capturing) {
+    return Status(StatusCode::kInternal, std::string(kNotCapturable) + "data-dependent output");
+  }
+  Status s;
+  try {
+    s = st.gpu->run(ctx);
+  } catch (const std::bad_alloc&) {
+    s = n.error(StatusCode::kOutOfMemory, "ran out of host memory");
+  } catch (const std::exception& e) {
+    s = n.error(StatusCode::kInternal, std::string("kernel threw: ") + e.what());
+  }
+  if (st.gpu->synchronizes) stats.host_syncs++;
+  node = nullptr;
+  out_slots = nullptr;
+  in_slots = nullptr;
+  if (s.ok() && !ctx.attr_status().ok()) s = ctx.attr_status();
+  return s;
+}
+
 Status Executor::Impl::run_gpu_step(const Program::Step& st, DScope& scope) {
   const ir::Node& n = *st.node;
   size_t ni = n.inputs.size();
@@ -718,29 +808,14 @@ Status Executor::Impl::run_gpu_step(const Program::Step& st, DScope& scope) {
       }
     }
   }
-  std::vector<Slot> outs(n.outputs.size());
-  node = &n;
-  out_slots = &outs;
-  in_slots = &slots;
-  KernelContext ctx(n, std::move(dev_in), std::move(host_in), this, st.tactic,
-                    program->options().allow_tf32);
-  if (st.gpu->synchronizes && capturing) {
-    return Status(StatusCode::kInternal, std::string(kNotCapturable) + "data-dependent output");
+  std::vector<Slot> outs;
+  if (tuner != nullptr && st.gpu->tunable && !capturing) {
+    TuningRuns runs(this, st, dev_in, host_in, slots);
+    KILN_RETURN_IF_ERROR(tuner->tune(runs));
+    KILN_ASSIGN_OR_RETURN(outs, runs.take_finished());
+  } else {
+    KILN_RETURN_IF_ERROR(run_kernel(st, dev_in, host_in, slots, st.tactic, nullptr, &outs));
   }
-  Status s;
-  try {
-    s = st.gpu->run(ctx);
-  } catch (const std::bad_alloc&) {
-    s = n.error(StatusCode::kOutOfMemory, "ran out of host memory");
-  } catch (const std::exception& e) {
-    s = n.error(StatusCode::kInternal, std::string("kernel threw: ") + e.what());
-  }
-  if (st.gpu->synchronizes) stats.host_syncs++;
-  node = nullptr;
-  out_slots = nullptr;
-  in_slots = nullptr;
-  if (s.ok() && !ctx.attr_status().ok()) s = ctx.attr_status();
-  if (!s.ok()) return s;
   for (size_t i = 0; i < n.outputs.size(); ++i) {
     const ir::Value* v = n.outputs[i];
     if (v == nullptr) continue;
@@ -1085,10 +1160,11 @@ Status Executor::run(const std::vector<RunInput>& inputs, cudaStream_t stream) {
   im.stats = RunStats();
   im.profile.clear();
   std::string sig = signature_of(inputs);
-  const bool graphs_on = im.use_graphs && !im.profiling;
+  const bool graphs_on = im.use_graphs && !im.profiling && im.tuner == nullptr;
   auto graph = graphs_on ? im.graphs.find(sig) : im.graphs.end();
   auto pit = im.plans.find(sig);
-  ArenaPlan* plan = pit == im.plans.end() ? nullptr : &pit->second;
+  // Tuning runs allocate differently each time (candidates, cache hits): never from a plan.
+  ArenaPlan* plan = pit == im.plans.end() || im.tuner != nullptr ? nullptr : &pit->second;
   const bool capture = graphs_on && graph == im.graphs.end() && plan != nullptr && plan->capturable;
   std::shared_lock<std::shared_mutex> shared(device_api_mutex(), std::defer_lock);
   std::unique_lock<std::shared_mutex> exclusive(device_api_mutex(), std::defer_lock);
@@ -1130,6 +1206,9 @@ void Executor::set_cuda_graph(bool on) {
 }
 void Executor::set_profiling(bool on) {
   impl_->profiling = on;
+}
+void Executor::set_tuner(StepTuner* tuner) {
+  impl_->tuner = tuner;
 }
 const std::vector<StepTime>& Executor::profile() const {
   return impl_->profile;

@@ -120,6 +120,33 @@ struct RunStats {
   std::string graph_refusal;  // why the run was not captured (when capture was asked for)
 };
 
+// Build-time tactic tuning (tuner.h). In tuning mode the executor hands each GPU step whose
+// kernel is tunable to a StepTuner, which may run the kernel several times on the step's real
+// inputs and picks the run whose outputs the graph goes on with.
+class TunableStep {
+ public:
+  virtual ~TunableStep() = default;
+  virtual const ir::Node& node() const = 0;
+  // The step's device inputs (null for absent or host inputs).
+  virtual const std::vector<const DeviceTensor*>& inputs() const = 0;
+  // Runs the kernel once with `tactic` into fresh outputs; returns the run's id. With
+  // `candidates`, the kernel lists the tactics it can run at these shapes (default first).
+  virtual StatusOr<int> run(int64_t tactic, std::vector<int64_t>* candidates) = 0;
+  // The device outputs of a run (null for outputs the node does not use).
+  virtual std::vector<const DeviceTensor*> outputs(int run) const = 0;
+  // Frees a run's outputs.
+  virtual void drop(int run) = 0;
+  // The run whose outputs become the step's (required once before tune returns).
+  virtual void finish(int run) = 0;
+  virtual cudaStream_t stream() const = 0;
+};
+
+class StepTuner {
+ public:
+  virtual ~StepTuner() = default;
+  virtual Status tune(TunableStep& step) = 0;
+};
+
 class Executor {
  public:
   static StatusOr<std::unique_ptr<Executor>> create(std::shared_ptr<const Program> program);
@@ -138,6 +165,8 @@ class Executor {
   // Time each step (synchronizes after every step; no graph replay while on).
   void set_profiling(bool on);
   const std::vector<StepTime>& profile() const;
+  // Tuning mode (null: off): tunable GPU steps go through `tuner`; no CUDA graphs while on.
+  void set_tuner(StepTuner* tuner);
   // Arena bytes of the largest plan so far.
   uint64_t arena_bytes() const;
 

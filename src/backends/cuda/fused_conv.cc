@@ -38,7 +38,9 @@ Status fused_conv_run(KernelContext& ctx) {
 }  // namespace
 
 void register_fused_conv_kernels(KernelRegistry& r) {
-  r.add({ir::kKilnDomain, ops::kFusedConvOp, fused_conv_supports, fused_conv_run});
+  KernelDef def{ir::kKilnDomain, ops::kFusedConvOp, fused_conv_supports, fused_conv_run};
+  def.tunable = true;
+  r.add(def);
 }
 
 }  // namespace kiln::cuda

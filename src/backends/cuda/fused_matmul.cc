@@ -109,7 +109,9 @@ Status fused_matmul_run(KernelContext& ctx) {
 }  // namespace
 
 void register_fused_matmul_kernels(KernelRegistry& r) {
-  r.add({ir::kKilnDomain, ops::kFusedMatMul, fused_matmul_supports, fused_matmul_run});
+  KernelDef def{ir::kKilnDomain, ops::kFusedMatMul, fused_matmul_supports, fused_matmul_run};
+  def.tunable = true;
+  r.add(def);
 }
 
 }  // namespace kiln::cuda

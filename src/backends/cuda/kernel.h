@@ -70,8 +70,14 @@ class KernelContext {
   cudaStream_t stream() const { return services_->stream(); }
   cublasLtHandle_t cublaslt() { return services_->cublaslt(); }
   cudnnHandle_t cudnn() { return services_->cudnn(); }
-  // The tactic the builder chose for this node (-1: the kernel's default).
+  // The tactic the builder chose for this node (-1: the kernel's default). Tunable kernels
+  // read it as an encoded algorithm (backend/tactic.h) and fall back to their default when it
+  // does not apply at the run shape.
   int64_t tactic() const { return tactic_; }
+  // Build-time tuning: when set, a tunable kernel appends the tactics it can run at this run's
+  // shapes (its default first; at most one list per run) and runs as usual.
+  std::vector<int64_t>* tactic_candidates() const { return candidates_; }
+  void set_tactic_candidates(std::vector<int64_t>* c) { candidates_ = c; }
   // FP32 math may use TF32 tensor cores.
   bool allow_tf32() const { return allow_tf32_; }
 
@@ -133,6 +139,7 @@ class KernelContext {
   KernelServices* services_;
   int64_t tactic_;
   bool allow_tf32_;
+  std::vector<int64_t>* candidates_ = nullptr;
   Status attr_status_;
 };
 
@@ -154,6 +161,9 @@ struct KernelDef {
   // The kernel waits on the stream (an output whose size depends on data, as in NonZero): the
   // run cannot be captured into a CUDA graph.
   bool synchronizes = false;
+  // The kernel takes tactics (KernelContext::tactic, tactic_candidates): the builder times its
+  // candidates and keeps the fastest correct one.
+  bool tunable = false;
   EmbedFn embed = nullptr;
   bool is_host_input(int i) const { return i >= 0 && i < 64 && ((host_inputs >> i) & 1u) != 0; }
 };

@@ -12,6 +12,7 @@
 #include <memory>
 #include <mutex>
 
+#include "backend/tactic.h"
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/cuda_util.h"
 #include "backends/cuda/nn_internal.h"
@@ -129,11 +130,11 @@ Status set_descs(Descs& d, DType dt, const std::vector<int64_t>& xs, const std::
   return Status::Ok();
 }
 
-// Which perf result to use: the tactic's index among the usable ones, else the first usable.
+// The perf results a convolution may use: deterministic algorithms only (runs give bit-identical
+// results) unless none is usable, within the workspace limit, TF32 only where allowed.
 template <typename Perf>
-int pick_perf(const Perf* perfs, int count, uint64_t ws_limit, int64_t tactic, DType dt,
-              bool allow_tf32) {
-  // Deterministic algorithms only (runs give bit-identical results), unless none is usable.
+std::vector<int> usable_perfs(const Perf* perfs, int count, uint64_t ws_limit, DType dt,
+                              bool allow_tf32) {
   std::vector<int> usable;
   for (bool deterministic : {true, false}) {
     for (int i = 0; i < count; ++i) {
@@ -148,12 +149,47 @@ int pick_perf(const Perf* perfs, int count, uint64_t ws_limit, int64_t tactic, D
     }
     if (!usable.empty()) break;
   }
+  return usable;
+}
+
+// Which perf result to use: the algorithm and math type the tactic encodes (backend/tactic.h)
+// when it is usable at this shape, else the first usable one (-1: none). With a candidate list
+// (build-time tuning), appends the usable ones as tactics, the default first.
+template <typename Perf>
+int pick_perf(const Perf* perfs, int count, uint64_t ws_limit, int64_t tactic,
+              backend::TacticKind kind, DType dt, bool allow_tf32,
+              std::vector<int64_t>* candidates) {
+  const std::vector<int> usable = usable_perfs(perfs, count, ws_limit, dt, allow_tf32);
   if (usable.empty()) return -1;
-  if (tactic >= 0 && tactic < static_cast<int64_t>(usable.size())) {
-    return usable[static_cast<size_t>(tactic)];
+  if (candidates != nullptr && candidates->empty()) {
+    for (int i : usable) {
+      const int64_t t = backend::encode_cudnn_tactic(
+          kind, {static_cast<int>(perfs[i].algo), static_cast<int>(perfs[i].mathType)});
+      if (t >= 0 && std::find(candidates->begin(), candidates->end(), t) == candidates->end()) {
+        candidates->push_back(t);
+      }
+    }
+  }
+  backend::CudnnTactic want;
+  if (backend::decode_cudnn_tactic(tactic, kind, &want)) {
+    for (int i : usable) {
+      if (static_cast<int>(perfs[i].algo) == want.algo &&
+          static_cast<int>(perfs[i].mathType) == want.math) {
+        count_tactic(true);
+        return i;
+      }
+    }
+    count_tactic(false);
   }
   return usable[0];
 }
+
+// The cuDNN enum values the tactic encoding names (backend/tactic.cc prints them).
+static_assert(CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM == 1 &&
+                  CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED == 7 &&
+                  CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED == 5 &&
+                  CUDNN_TENSOR_OP_MATH == 1 && CUDNN_FMA_MATH == 3,
+              "cuDNN enum values changed: update backend/tactic.cc");
 
 // Algorithm choices per convolution geometry (the heuristic query is the costly part).
 struct AlgoChoice {
@@ -393,13 +429,15 @@ Status conv_forward(KernelContext& ctx, const DeviceTensor* B, const ConvEpilogu
       std::vector<int64_t> key,
       algo_key(0, ctx, X.dtype, xs, W.shape, cs.out_shape, pads, cs.w, cs.group, ws_avail));
   AlgoChoice ch;
-  if (!algo_cache_get(key, &ch)) {
+  if (ctx.tactic_candidates() != nullptr || !algo_cache_get(key, &ch)) {
     constexpr int kMaxAlgos = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
     cudnnConvolutionFwdAlgoPerf_t perfs[kMaxAlgos];
     int returned = 0;
     KILN_DNN_RETURN_IF_ERROR(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x, d.w, d.conv, d.y,
                                                                     kMaxAlgos, &returned, perfs));
-    const int pick = pick_perf(perfs, returned, ws_avail, ctx.tactic(), X.dtype, ctx.allow_tf32());
+    const int pick =
+        pick_perf(perfs, returned, ws_avail, ctx.tactic(), backend::TacticKind::kCudnnForward,
+                  X.dtype, ctx.allow_tf32(), ctx.tactic_candidates());
     if (pick < 0) {
       return ctx.node().error(StatusCode::kInternal,
                               "cuDNN has no forward algorithm within the workspace limit");
@@ -526,13 +564,15 @@ Status conv_transpose_run(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> key, algo_key(1, ctx, X.dtype, core, W.shape, X.shape,
                                                            pads, cs.w, cs.group, ws_avail));
   AlgoChoice ch;
-  if (!algo_cache_get(key, &ch)) {
+  if (ctx.tactic_candidates() != nullptr || !algo_cache_get(key, &ch)) {
     constexpr int kMaxAlgos = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
     cudnnConvolutionBwdDataAlgoPerf_t perfs[kMaxAlgos];
     int returned = 0;
     KILN_DNN_RETURN_IF_ERROR(cudnnGetConvolutionBackwardDataAlgorithm_v7(
         h, d.w, d.y, d.conv, d.x, kMaxAlgos, &returned, perfs));
-    const int pick = pick_perf(perfs, returned, ws_avail, ctx.tactic(), X.dtype, ctx.allow_tf32());
+    const int pick =
+        pick_perf(perfs, returned, ws_avail, ctx.tactic(), backend::TacticKind::kCudnnBackwardData,
+                  X.dtype, ctx.allow_tf32(), ctx.tactic_candidates());
     if (pick < 0) {
       return ctx.node().error(StatusCode::kInternal,
                               "cuDNN has no backward-data algorithm within the workspace limit");
@@ -582,8 +622,12 @@ std::string conv_supports(const ir::Node& node) {
 }
 
 void register_conv_kernels(KernelRegistry& r) {
-  r.add({"", "Conv", conv_supports, conv_run});
-  r.add({"", "ConvTranspose", conv_supports, conv_transpose_run});
+  KernelDef conv{"", "Conv", conv_supports, conv_run};
+  conv.tunable = true;
+  r.add(conv);
+  KernelDef transpose{"", "ConvTranspose", conv_supports, conv_transpose_run};
+  transpose.tunable = true;
+  r.add(transpose);
 }
 
 }  // namespace kiln::cuda

@@ -66,6 +66,15 @@ Status batched_matmul(KernelContext& ctx, DType dtype, const void* a,
 // True for the dtypes the GEMM handles.
 bool gemm_dtype_ok(DType t);
 
+// How often a kernel resolved a tuned tactic (backend/tactic.h) since the process started: the
+// encoded algorithm applied at the run shape, or the kernel fell back to its default (tests and
+// diagnostics). Counted when a choice is made, not on every run (choices are cached per shape).
+struct TacticCounts {
+  uint64_t applied = 0, fell_back = 0;
+};
+TacticCounts tactic_counts();
+void count_tactic(bool applied);
+
 // ---- helpers shared by the nn registrations ----
 
 // "" when every input/output shape of `node` has rank <= kMaxRank (unknown ranks pass).

@@ -6,12 +6,14 @@
 #include <cublasLt.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <vector>
 
+#include "backend/tactic.h"
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/cuda_util.h"
 #include "backends/cuda/nn_internal.h"
@@ -119,7 +121,113 @@ cublasLtEpilogue_t lt_epilogue(GemmEpilogue e, bool bias) {
   return CUBLASLT_EPILOGUE_DEFAULT;
 }
 
+// The tactic of a cuBLASLt algorithm: its configuration fields packed (backend/tactic.h);
+// -1 when a field does not fit.
+StatusOr<int64_t> encode_lt_algo(const cublasLtMatmulAlgo_t& algo) {
+  int32_t id = 0, splitk = 1;
+  uint32_t tile = 0, stages = 0, reduction = 0, swizzle = 0, custom = 0;
+  uint16_t inner = 0, cluster = 0;
+  size_t written = 0;
+  KILN_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_ID, &id,
+                                                               sizeof(id), &written));
+  KILN_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_TILE_ID,
+                                                               &tile, sizeof(tile), &written));
+  KILN_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoConfigGetAttribute(
+      &algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof(stages), &written));
+  KILN_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoConfigGetAttribute(
+      &algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof(splitk), &written));
+  KILN_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoConfigGetAttribute(
+      &algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &reduction, sizeof(reduction), &written));
+  KILN_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoConfigGetAttribute(
+      &algo, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &swizzle, sizeof(swizzle), &written));
+  KILN_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoConfigGetAttribute(
+      &algo, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &custom, sizeof(custom), &written));
+  KILN_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoConfigGetAttribute(
+      &algo, CUBLASLT_ALGO_CONFIG_INNER_SHAPE_ID, &inner, sizeof(inner), &written));
+  KILN_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoConfigGetAttribute(
+      &algo, CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, &cluster, sizeof(cluster), &written));
+  const uint32_t limit = 1u << 20;  // far beyond every field: keeps the int conversions exact
+  if (id < 0 || splitk < 0 || tile > limit || stages > limit || reduction > limit ||
+      swizzle > limit || custom > limit) {
+    return int64_t{-1};
+  }
+  backend::CublasLtTactic t;
+  t.algo_id = id;
+  t.tile = static_cast<int>(tile);
+  t.stages = static_cast<int>(stages);
+  t.splitk = splitk;
+  t.reduction = static_cast<int>(reduction);
+  t.swizzle = static_cast<int>(swizzle);
+  t.custom = static_cast<int>(custom);
+  t.inner_shape = inner;
+  t.cluster = cluster;
+  return backend::encode_cublaslt_tactic(t);
+}
+
+// Rebuilds the algorithm a tactic encodes and asks cuBLASLt whether it runs this GEMM
+// (cublasLtMatmulAlgoCheck) within `max_ws` bytes of workspace. False (not an error) when it
+// does not: the caller falls back to the heuristic.
+StatusOr<bool> rebuild_lt_algo(cublasLtHandle_t h, const backend::CublasLtTactic& t,
+                               cublasComputeType_t compute, cudaDataType_t scale_type,
+                               cudaDataType_t dt, cublasLtMatmulDesc_t desc,
+                               cublasLtMatrixLayout_t la, cublasLtMatrixLayout_t lb,
+                               cublasLtMatrixLayout_t lc, uint64_t max_ws,
+                               cublasLtMatmulHeuristicResult_t* out) {
+  cublasLtMatmulAlgo_t algo = {};
+  if (cublasLtMatmulAlgoInit(h, compute, scale_type, dt, dt, dt, dt, t.algo_id, &algo) !=
+      CUBLAS_STATUS_SUCCESS) {
+    return false;
+  }
+  const uint32_t tile = static_cast<uint32_t>(t.tile), stages = static_cast<uint32_t>(t.stages),
+                 reduction = static_cast<uint32_t>(t.reduction),
+                 swizzle = static_cast<uint32_t>(t.swizzle),
+                 custom = static_cast<uint32_t>(t.custom);
+  const int32_t splitk = t.splitk;
+  const uint16_t inner = static_cast<uint16_t>(t.inner_shape),
+                 cluster = static_cast<uint16_t>(t.cluster);
+  const struct {
+    cublasLtMatmulAlgoConfigAttributes_t attr;
+    const void* value;
+    size_t size;
+  } fields[] = {
+      {CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof(tile)},
+      {CUBLASLT_ALGO_CONFIG_STAGES_ID, &stages, sizeof(stages)},
+      {CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &splitk, sizeof(splitk)},
+      {CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &reduction, sizeof(reduction)},
+      {CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &swizzle, sizeof(swizzle)},
+      {CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &custom, sizeof(custom)},
+      {CUBLASLT_ALGO_CONFIG_INNER_SHAPE_ID, &inner, sizeof(inner)},
+      {CUBLASLT_ALGO_CONFIG_CLUSTER_SHAPE_ID, &cluster, sizeof(cluster)},
+  };
+  for (const auto& f : fields) {
+    if (cublasLtMatmulAlgoConfigSetAttribute(&algo, f.attr, f.value, f.size) !=
+        CUBLAS_STATUS_SUCCESS) {
+      return false;
+    }
+  }
+  cublasLtMatmulHeuristicResult_t r = {};
+  if (cublasLtMatmulAlgoCheck(h, desc, la, lb, lc, lc, &algo, &r) != CUBLAS_STATUS_SUCCESS ||
+      r.state != CUBLAS_STATUS_SUCCESS || r.workspaceSize > max_ws) {
+    return false;
+  }
+  r.algo = algo;  // the check reports workspace and waves; the algorithm is ours
+  *out = r;
+  return true;
+}
+
 }  // namespace
+
+namespace {
+std::atomic<uint64_t> g_tactics_applied{0}, g_tactics_fell_back{0};
+}  // namespace
+
+TacticCounts tactic_counts() {
+  return {g_tactics_applied.load(), g_tactics_fell_back.load()};
+}
+
+void count_tactic(bool applied) {
+  ++(applied ? g_tactics_applied : g_tactics_fell_back);
+}
 
 uint64_t gemm_workspace_budget(const KernelContext& ctx, uint64_t used) {
   const uint64_t limit = ctx.workspace_limit();
@@ -266,19 +374,37 @@ Status gemm(KernelContext& ctx, const GemmArgs& g) {
                                     static_cast<int64_t>(max_ws),
                                     ctx.tactic()};
   cublasLtMatmulHeuristicResult_t chosen = {};
-  if (!plan_cache_get(key, &chosen)) {
-    constexpr int kMaxResults = 8;
+  std::vector<int64_t>* candidates = ctx.tactic_candidates();
+  if (candidates != nullptr || !plan_cache_get(key, &chosen)) {
+    constexpr int kMaxResults = 32;
     cublasLtMatmulHeuristicResult_t results[kMaxResults] = {};
     int returned = 0;
     KILN_LT_RETURN_IF_ERROR(cublasLtMatmulAlgoGetHeuristic(ctx.cublaslt(), raw_desc, la.get(),
                                                            lb.get(), lc.get(), lc.get(), raw_pref,
                                                            kMaxResults, results, &returned));
-    if (returned <= 0) {
+    if (returned <= 0 || results[0].state != CUBLAS_STATUS_SUCCESS) {
       return ctx.node().error(StatusCode::kInternal, "cuBLASLt found no algorithm for the GEMM");
     }
-    int pick = 0;
-    if (ctx.tactic() >= 0 && ctx.tactic() < returned) pick = static_cast<int>(ctx.tactic());
-    chosen = results[pick];
+    if (candidates != nullptr && candidates->empty()) {
+      for (int i = 0; i < returned; ++i) {
+        if (results[i].state != CUBLAS_STATUS_SUCCESS) continue;
+        KILN_ASSIGN_OR_RETURN(int64_t t, encode_lt_algo(results[i].algo));
+        if (t >= 0 && std::find(candidates->begin(), candidates->end(), t) == candidates->end()) {
+          candidates->push_back(t);
+        }
+      }
+    }
+    chosen = results[0];
+    backend::CublasLtTactic want;
+    if (backend::decode_cublaslt_tactic(ctx.tactic(), &want)) {
+      // The encoded algorithm where cuBLASLt accepts it for this GEMM, else the heuristic's first.
+      cublasLtMatmulHeuristicResult_t rebuilt = {};
+      KILN_ASSIGN_OR_RETURN(bool ok,
+                            rebuild_lt_algo(ctx.cublaslt(), want, compute, scale_type, dt, raw_desc,
+                                            la.get(), lb.get(), lc.get(), max_ws, &rebuilt));
+      if (ok) chosen = rebuilt;
+      count_tactic(ok);
+    }
     plan_cache_put(key, chosen);
   }
   void* ws = nullptr;
@@ -485,8 +611,12 @@ Status gemm_run(KernelContext& ctx) {
 }  // namespace
 
 void register_matmul_kernels(KernelRegistry& r) {
-  r.add({"", "MatMul", matmul_supports, matmul_run});
-  r.add({"", "Gemm", gemm_supports, gemm_run});
+  KernelDef matmul{"", "MatMul", matmul_supports, matmul_run};
+  matmul.tunable = true;
+  r.add(matmul);
+  KernelDef gemm_def{"", "Gemm", gemm_supports, gemm_run};
+  gemm_def.tunable = true;
+  r.add(gemm_def);
 }
 
 }  // namespace kiln::cuda

@@ -48,6 +48,11 @@ StatusOr<uint64_t> cuda_trial_run(
   return cuda_device().status();
 }
 
+StatusOr<TuningResult> cuda_tune(std::shared_ptr<const runtime::EngineData>,
+                                 const std::vector<InputShapes>&, int, TimingCache*) {
+  return cuda_device().status();
+}
+
 StatusOr<std::vector<Datum>> cuda_run_values(std::shared_ptr<const runtime::EngineData>,
                                              const std::vector<std::pair<std::string, Datum>>&) {
   return cuda_device().status();
