@@ -7,7 +7,10 @@
 //  1. Each eligible 2-D convolution (Conv or kiln.FusedConv; float16/bfloat16, float32 only when
 //     asked; a constant W; known input channels; explicit symmetric pads or VALID) becomes a
 //     channels-last kiln.FusedConv between Transpose(NCHW→NHWC) on X (and on the residual Z) and
-//     Transpose(NHWC→NCHW) on Y; W is permuted to [M, R, S, C/group] at build time.
+//     Transpose(NHWC→NCHW) on Y; W is permuted to [M, R, S, C/group] at build time. cuDNN's
+//     float16/bfloat16 tensor-core kernels want C a multiple of 8: an ungrouped convolution with
+//     another C (an image's 3 channels) reads X zero-padded by a Pad after the transpose, and W
+//     gets zero channels to match (the padded products add zeros).
 //  2. A Transpose(NHWC→NCHW) sinks through the layout-agnostic node reading it: elementwise
 //     unary ops, broadcasting binary ops, Where, Clip, kiln.Pointwise (the other operands are
 //     NHWC values too, one-element values, or constants permuted at build time), MaxPool and
@@ -97,6 +100,23 @@ StatusOr<Tensor> permute_constant(const Tensor& t, const std::vector<int64_t>& p
           for (size_t i = 0; i < 4; ++i) off += idx[i] * in_strides[static_cast<size_t>(perm[i])];
           std::copy_n(src + static_cast<size_t>(off) * es, es, dst + static_cast<size_t>(o) * es);
         }
+  return out;
+}
+
+// t [.., C] zero-padded along its last dim to cp (byte-sized dtypes).
+StatusOr<Tensor> pad_last_dim(const Tensor& t, int64_t cp) {
+  std::vector<int64_t> shape = t.shape();
+  const int64_t c = shape.back();
+  shape.back() = cp;
+  KILN_ASSIGN_OR_RETURN(Tensor out, Tensor::create(t.dtype(), shape));
+  const size_t es = dtype_storage_bytes(t.dtype(), 1);
+  const int64_t rows = c > 0 ? t.numel() / c : 0;
+  const char* src = static_cast<const char*>(t.raw());
+  char* dst = static_cast<char*>(out.mutable_raw());
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy_n(src + static_cast<size_t>(r * c) * es, static_cast<size_t>(c) * es,
+                dst + static_cast<size_t>(r * cp) * es);
+  }
   return out;
 }
 
@@ -324,6 +344,26 @@ class Rewriter {
     return out;
   }
 
+  // x [N, H, W, C] zero-padded to cp channels by a Pad before position `pos` (one per x).
+  ir::Value* padded_channels(ir::Value* x, int64_t cp, size_t pos) {
+    auto it = padded_of_.find(x);
+    if (it != padded_of_.end()) return it->second;
+    const int64_t c = x->type.shape.dims[3].value;
+    ir::Value* pads = g_.new_value(x->name + "_pads");
+    pads->constant = std::make_shared<const Tensor>(
+        Tensor::from_vector<int64_t>({8}, {0, 0, 0, 0, 0, 0, 0, cp - c}));
+    pads->type = ir::TypeInfo::tensor(DType::kInt64, ir::Shape::of({8}));
+    ir::Value* out = g_.new_value(x->name + "_c" + std::to_string(cp));
+    out->type = x->type;
+    out->type.shape.dims[3] = ir::Dim::of(cp);
+    ir::Node* p = g_.insert_node(pos, "Pad", "", "layout_" + out->name);
+    p->opset = default_opset(g_);
+    p->inputs = {x, pads};
+    p->outputs = {out};
+    padded_of_[x] = out;
+    return out;
+  }
+
   // Node n's outputs become NHWC values; each original (NCHW) value is made by a Transpose
   // right after n.
   void outputs_to_nhwc(ir::Node* n) {
@@ -345,7 +385,20 @@ class Rewriter {
     wv->type = ir::TypeInfo::tensor(w->constant->dtype(), ir::Shape::of(wl.shape()));
     wv->constant = std::make_shared<const Tensor>(std::move(wl));
     const size_t pos = index_of(n);
-    n->inputs[0] = to_nhwc(n->inputs[0], pos);
+    ir::Value* x = to_nhwc(n->inputs[0], pos);
+    Status err;
+    const int64_t group = n->attr_int("group", 1, &err);
+    const int64_t c = x->type.shape.dims[3].value;
+    const int64_t to = opts_.pad_channels;
+    if (to > 1 && err.ok() && group == 1 && c % to != 0 && x->type.dtype != DType::kFloat32 &&
+        default_opset(g_) >= 11) {
+      const int64_t cp = (c + to - 1) / to * to;
+      x = padded_channels(x, cp, index_of(n));
+      KILN_ASSIGN_OR_RETURN(Tensor wp, pad_last_dim(*wv->constant, cp));
+      wv->type.shape.dims[3] = ir::Dim::of(cp);
+      wv->constant = std::make_shared<const Tensor>(std::move(wp));
+    }
+    n->inputs[0] = x;
     n->inputs[1] = wv;
     if (n->has_input(3)) n->inputs[3] = to_nhwc(n->inputs[3], index_of(n));
     n->op_type = ops::kFusedConvOp;
@@ -484,6 +537,7 @@ class Rewriter {
   LayoutOptions opts_;
   std::unordered_set<std::string> pinned_;
   std::unordered_map<const ir::Value*, ir::Value*> nhwc_of_;
+  std::unordered_map<const ir::Value*, ir::Value*> padded_of_;
 };
 
 }  // namespace

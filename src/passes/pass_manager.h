@@ -34,6 +34,7 @@ StatusOr<bool> lower_precision(ir::Graph& graph, DType target);
 // transposes only where the NHWC region begins and ends (src/passes/layout_nhwc.cc).
 struct LayoutOptions {
   bool float32 = false;  // also float32 convolutions (TF32 tensor cores); float16/bfloat16 always
+  int64_t pad_channels = 8;  // float16/bfloat16 ungrouped convs: C padded to a multiple (0: off)
 };
 StatusOr<bool> layout_nhwc_with(ir::Graph& graph, const LayoutOptions& opts);
 StatusOr<bool> layout_nhwc(ir::Graph& graph);  // default options
