@@ -197,9 +197,13 @@ class Rewriter {
     for (const auto& n : g_.nodes()) order.push_back(n.get());
     for (ir::Node* n : order) {
       if (n->op_type == "Transpose") continue;
-      bool reads_nhwc = false;
-      for (const ir::Value* v : n->inputs) reads_nhwc |= nhwc_source(v) != nullptr;
-      if (!reads_nhwc) continue;
+      bool reads_nhwc = false, absorbed = true;
+      for (const ir::Value* v : n->inputs) {
+        if (!nhwc_source(v)) continue;
+        reads_nhwc = true;
+        absorbed &= transpose_goes_away(v);
+      }
+      if (!reads_nhwc || !absorbed) continue;
       KILN_ASSIGN_OR_RETURN(bool c, sink_through(n));
       changed |= c;
     }
@@ -293,6 +297,18 @@ class Rewriter {
  private:
   bool dtype_ok(DType t) const {
     return t == DType::kFloat16 || t == DType::kBFloat16 || (opts_.float32 && t == DType::kFloat32);
+  }
+
+  // Sinking the Transpose that makes v only pays when the Transpose then goes away: v is no
+  // graph output and every reader either sinks it too or transposes it back (a pair that
+  // cancels). Otherwise the Transpose would stay for the other readers and sinking would add
+  // one after the node.
+  bool transpose_goes_away(const ir::Value* v) const {
+    if (pinned_.count(v->name)) return false;
+    for (const ir::Node* c : g_.consumers(v)) {
+      if (!is_transpose(c, kToLast) && kind_of(*c) == Kind::kNone) return false;
+    }
+    return true;
   }
 
   bool eligible_conv(const ir::Node& n) const {
@@ -425,6 +441,14 @@ class Rewriter {
         "And",   "Or",   "Xor"};
     if (n.domain == ir::kKilnDomain && n.op_type == ops::kPointwise) return Kind::kElementwise;
     if (!default_domain(n)) return Kind::kNone;
+    if (n.op_type == "Cast") {
+      // Transposes move through a Cast only towards the narrower type (fewer bytes to move).
+      const ir::Value* in = n.num_inputs() == 1 ? n.inputs[0] : nullptr;
+      const ir::Value* out = n.has_output(0) ? n.outputs[0] : nullptr;
+      if (!in || !out || dtype_bits(out->type.dtype) > dtype_bits(in->type.dtype)) {
+        return Kind::kNone;
+      }
+    }
     if (unary.count(n.op_type) || broadcasting.count(n.op_type)) {
       // Before opset 7 the binary ops broadcast by attribute (axis), not numpy-style.
       if (broadcasting.count(n.op_type) && n.opset < 7) return Kind::kNone;

@@ -236,6 +236,25 @@ TEST(LayoutNhwc, GraphOutputsKeepTheirNamesAndLayout) {
   EXPECT_EQ(b.g.outputs[1]->name, "r");
   EXPECT_EQ(b.g.outputs[0]->type.shape.to_string(), "[2,4,5,5]");
   EXPECT_EQ(b.g.outputs[1]->type.shape.to_string(), "[2,4,5,5]");
+  // The Transpose making `a` stays for the output; the Relu reads it there rather than adding a
+  // Transpose of its own.
+  EXPECT_EQ(b.count("Transpose"), 2);
+}
+
+TEST(LayoutNhwc, TransposesStayOnTheNarrowSideOfCasts) {
+  // float16 Conv → Relu → Cast to float32 (the graph output): the Relu runs in NHWC, the last
+  // Transpose moves float16 values, before the widening Cast.
+  GraphBuilder b;
+  ir::Value* x = b.input("x", {1, 8, 4, 4});
+  b.output(b.node("Relu", {conv(b, x, 8, 8, 3, "a")}, "y"));
+  ASSERT_TRUE(ops::infer_graph_types(b.g).ok());
+  ASSERT_TRUE(passes::lower_precision(b.g, DType::kFloat16).ok());
+  run_and_compare(b, {kLayout}, 1e-3);
+  EXPECT_EQ(b.count("Transpose"), 2);
+  for (const auto& n : b.g.nodes()) {
+    if (n->op_type == "Transpose") EXPECT_EQ(n->outputs[0]->type.dtype, DType::kFloat16);
+  }
+  EXPECT_EQ(b.g.outputs[0]->type.dtype, DType::kFloat32);
 }
 
 }  // namespace
