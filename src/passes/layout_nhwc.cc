@@ -329,6 +329,11 @@ class Rewriter {
       return false;
     }
     if (n.has_input(3) && !rank4(n.inputs[3])) return false;
+    // W [M, C/group, R, S] must match X's channels (the kernel reports a model that does not;
+    // padding the channels must not hide it).
+    const int64_t group = n.attr_int("group", 1, &err);
+    const int64_t c = x->type.shape.dims[1].value, m = w->constant->dim(0);
+    if (!err.ok() || group < 1 || w->constant->dim(1) * group != c || m % group != 0) return false;
     return window_ok(n, true);
   }
 

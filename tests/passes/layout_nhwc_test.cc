@@ -224,6 +224,20 @@ TEST(LayoutNhwc, DynamicChannelsAreRefused) {
   EXPECT_EQ(b.count("Transpose"), 0);
 }
 
+TEST(LayoutNhwc, WeightsNotMatchingTheChannelsAreRefused) {
+  // An invalid model (W has 5 input channels, X 3): left for the kernel to report, not hidden by
+  // channel padding.
+  GraphBuilder b;
+  ir::Value* x = b.input("x", {1, 3, 6, 6});
+  b.output(b.node("Conv", {x, b.random("w", {4, 5, 3, 3})}, "c"));
+  ASSERT_TRUE(ops::infer_graph_types(b.g).ok());
+  ASSERT_TRUE(passes::lower_precision(b.g, DType::kFloat16).ok());
+  auto changed = passes::layout_nhwc(b.g);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_FALSE(*changed);
+  EXPECT_EQ(b.count("Transpose"), 0);
+}
+
 TEST(LayoutNhwc, GraphOutputsKeepTheirNamesAndLayout) {
   // The conv output is both a graph output and read by a Relu.
   GraphBuilder b;
