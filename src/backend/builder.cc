@@ -266,6 +266,11 @@ StatusOr<std::shared_ptr<runtime::EngineData>> build_engine_data(const std::stri
         passes::lower_precision(g, config.fp16 ? DType::kFloat16 : DType::kBFloat16);
     if (!lowered.ok()) return lowered.take_status().with_context(onnx_path);
   }
+  if (config.device == Device::kCuda && config.opt_level > 0) {
+    // After precision (the convolutions' dtypes are final) and the fusions: NHWC convolutions.
+    StatusOr<bool> laid_out = passes::layout_nhwc(g);
+    if (!laid_out.ok()) return laid_out.take_status().with_context(onnx_path);
+  }
   data->device = config.device;
   data->options.tf32 = config.tf32;
   data->options.fp16 = config.fp16;

@@ -1,6 +1,7 @@
 // kiln.FusedConv: y = act(conv(X, W) + B + Z), the op the conv fusion pass
 // (src/passes/fuse_conv_activation.cc) makes. Inputs X, W, optional B ([M]), optional Z (the
-// residual, shaped as the output); Conv's attributes plus `activation`.
+// residual, shaped as the output); Conv's attributes plus `activation` and `channels_last`
+// (src/ops/layout.h).
 #pragma once
 
 #include <string_view>

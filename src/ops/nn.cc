@@ -137,20 +137,6 @@ Status infer_conv_transpose(InferContext& ctx) {
   return Status::Ok();
 }
 
-Status infer_pool(InferContext& ctx) {
-  WindowOptions o;
-  const std::string& op = ctx.node().op_type;
-  o.allow_ceil_mode = op != "LpPool" || ctx.opset() >= 18;
-  o.allow_dilations = true;
-  KILN_RETURN_IF_ERROR(infer_window(ctx, 0, -1, dim_of(ctx, 0, 1), dtype_of(ctx, 0), o));
-  if (ctx.num_outputs() > 1) {
-    TypeInfo t = ctx.outputs()[0];
-    t.dtype = DType::kInt64;
-    ctx.set_output(1, t);
-  }
-  return Status::Ok();
-}
-
 Status infer_global_pool(InferContext& ctx) {
   const DType dt = dtype_of(ctx, 0);
   if (!known_rank(ctx, 0)) {
@@ -374,6 +360,20 @@ void add(OpRegistry& r, const char* op, int min_in, int max_in, int min_out, int
 }
 
 }  // namespace
+
+Status infer_pool(InferContext& ctx) {
+  WindowOptions o;
+  const std::string& op = ctx.node().op_type;
+  o.allow_ceil_mode = op != "LpPool" || ctx.opset() >= 18;
+  o.allow_dilations = true;
+  KILN_RETURN_IF_ERROR(infer_window(ctx, 0, -1, dim_of(ctx, 0, 1), dtype_of(ctx, 0), o));
+  if (ctx.num_outputs() > 1) {
+    TypeInfo t = ctx.outputs()[0];
+    t.dtype = DType::kInt64;
+    ctx.set_output(1, t);
+  }
+  return Status::Ok();
+}
 
 Status infer_conv(InferContext& ctx) {
   return infer_window(ctx, 0, 1, dim_of(ctx, 1, 0), dtype_of(ctx, 0), {});

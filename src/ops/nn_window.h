@@ -53,5 +53,7 @@ StatusOr<int64_t> conv_transpose_output(const ir::Node& node, Window& w, int i, 
 // Conv's type/shape inference (X input 0, W input 1; Conv's attributes), shared with the fused
 // convolution (kiln.FusedConv).
 Status infer_conv(InferContext& ctx);
+// MaxPool/AveragePool/LpPool's inference (X input 0), shared with the channels-last pools.
+Status infer_pool(InferContext& ctx);
 
 }  // namespace kiln::ops

@@ -31,6 +31,14 @@ StatusOr<bool> fold_attention_heads(ir::Graph& graph);  // head split/merge into
 StatusOr<bool> fuse_pointwise(ir::Graph& graph);        // elementwise chains (kiln.Pointwise)
 // --fp16 / --bf16: listed compute ops run in `target` (float16 or bfloat16), weights converted.
 StatusOr<bool> lower_precision(ir::Graph& graph, DType target);
+// CUDA engines, after lower_precision: 2-D convolutions in channels-last (NHWC) layout,
+// transposes only where the NHWC region begins and ends (src/passes/layout_nhwc.cc).
+struct LayoutOptions {
+  bool float32 = false;  // also float32 convolutions (TF32 tensor cores); float16/bfloat16 always
+  int64_t pad_channels = 8;  // float16/bfloat16 ungrouped convs: C padded to a multiple (0: off)
+};
+StatusOr<bool> layout_nhwc_with(ir::Graph& graph, const LayoutOptions& opts);
+StatusOr<bool> layout_nhwc(ir::Graph& graph);  // default options
 
 class PassManager {
  public:

@@ -47,6 +47,8 @@ struct InspectOptions {
   bool ir = false;
   bool json = false;
   bool no_optimize = false;
+  bool fp16 = false, bf16 = false;  // --ir: the precision pass as `kiln build` runs it
+  bool cuda = false;                // --ir: the passes only CUDA builds run (layout_nhwc)
 };
 int inspect_command(const InspectOptions& o);
 

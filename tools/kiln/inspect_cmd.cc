@@ -112,6 +112,14 @@ int inspect_command(const InspectOptions& o) {
       if (st.ok()) st = passes::PassManager::fusion_pipeline().run(g);  // as the builder does
       if (!st.ok()) return report_error(st);
     }
+    if (o.fp16 || o.bf16) {
+      StatusOr<bool> r = passes::lower_precision(g, o.fp16 ? DType::kFloat16 : DType::kBFloat16);
+      if (!r.ok()) return report_error(r.status());
+    }
+    if (o.cuda && !o.no_optimize) {
+      StatusOr<bool> r = passes::layout_nhwc(g);
+      if (!r.ok()) return report_error(r.status());
+    }
     std::cout << ir::print_graph(g);
     return kExitOk;
   }

@@ -98,6 +98,10 @@ int main(int argc, char** argv) {
   inspect_cmd->add_flag("--ir", inspect.ir, "Print the graph IR (after optimization)");
   inspect_cmd->add_flag("--json", inspect.json, "Print JSON");
   inspect_cmd->add_flag("--no-optimize", inspect.no_optimize, "With --ir: before optimization");
+  inspect_cmd->add_flag("--fp16", inspect.fp16, "With --ir: after --fp16's precision pass");
+  inspect_cmd->add_flag("--bf16", inspect.bf16, "With --ir: after --bf16's precision pass");
+  inspect_cmd->add_flag("--cuda", inspect.cuda,
+                        "With --ir: also the passes of CUDA builds (channels-last convolutions)");
 
   ConformanceOptions conf;
   CLI::App* conf_cmd = app.add_subcommand(

@@ -24,6 +24,10 @@ Status setup_conv(KernelContext& ctx, const Tensor& X, const Tensor& W, const Te
 // output 0, any float dtype (fp16/bf16 computed in float). Conv's kernel, shared with FusedConv.
 Status conv_forward(KernelContext& ctx, const Tensor& X, const Tensor& W, const Tensor* B);
 
+// MaxPool (max) or AveragePool of X under the running node's pooling attributes into output 0
+// (channels-first; no Indices output). Shared with the channels-last pools.
+Status pool_forward(KernelContext& ctx, const Tensor& X, bool max);
+
 // y = saturate(round_half_even(acc * scale[c]) + zero) per channel c (see conv.cc).
 template <typename TY>
 void requantize(const int32_t* acc, int64_t outer, int64_t channels, int64_t inner,

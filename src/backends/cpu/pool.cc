@@ -166,8 +166,7 @@ float read_p(KernelContext& ctx) {
   return static_cast<float>(ctx.attr_int("p", 2));
 }
 
-Status pool_kernel(KernelContext& ctx, PoolKind kind) {
-  const Tensor& X = ctx.tensor(0);
+Status pool_of(KernelContext& ctx, const Tensor& X, PoolKind kind) {
   const DType dt = X.dtype();
   PoolSetup ps;
   KILN_RETURN_IF_ERROR(setup_pool(ctx, X, kind != PoolKind::kLp || ctx.opset() >= 18, &ps));
@@ -219,6 +218,10 @@ Status pool_kernel(KernelContext& ctx, PoolKind kind) {
     default:
       return ctx.unsupported_type(dt);
   }
+}
+
+Status pool_kernel(KernelContext& ctx, PoolKind kind) {
+  return pool_of(ctx, ctx.tensor(0), kind);
 }
 
 Status max_pool_kernel(KernelContext& ctx) {
@@ -370,6 +373,10 @@ Status max_unpool_kernel(KernelContext& ctx) {
 }
 
 }  // namespace
+
+Status pool_forward(KernelContext& ctx, const Tensor& X, bool max) {
+  return pool_of(ctx, X, max ? PoolKind::kMax : PoolKind::kAvg);
+}
 
 void register_pool_kernels(KernelRegistry& r) {
   r.add("", "MaxPool", max_pool_kernel);

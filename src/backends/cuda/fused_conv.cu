@@ -1,6 +1,10 @@
 // The epilogue of a convolution that cuDNN does not fuse (bfloat16, no bias, the identity
 // activation with an algorithm other than IMPLICIT_PRECOMP_GEMM): y = act(y + bias[c] + z) in
-// one pass over y, computed in float (double for float64).
+// one pass over y, computed in float (double for float64). Channels-last callers pass inner = 1.
+// Also the channels-last (NHWC) MaxPool / AveragePool of the layout pass: one thread per output
+// element, consecutive threads on consecutive channels (coalesced loads).
+#include <cmath>
+#include <limits>
 #include <type_traits>
 
 #include "backends/cuda/common.cuh"
@@ -38,6 +42,68 @@ __global__ void conv_epilogue_kernel(T* y, const T* bias, const T* z, int64_t n,
   }
 }
 
+template <typename T, bool kMax>
+__global__ void channels_last_pool_kernel(const T* x, T* y, ChannelsLastPoolGeom g, bool cip) {
+  using A = AccOf<T>;
+  const int64_t n = g.n * g.oh * g.ow * g.c;
+  KILN_GRID_STRIDE_LOOP(i, n) {
+    const int64_t c = i % g.c;
+    int64_t t = i / g.c;
+    const int64_t ow = t % g.ow;
+    t /= g.ow;
+    const int64_t oh = t % g.oh;
+    const int64_t b = t / g.oh;
+    const int64_t hs = oh * g.sh - g.pt, ws = ow * g.sw - g.pl;
+    const T* xb = x + b * g.h * g.w * g.c + c;
+    if (kMax) {
+      // As the CPU reference: the first element in the window, then strictly greater ones.
+      A best = -std::numeric_limits<A>::infinity();
+      bool any = false;
+      for (int64_t kh = 0; kh < g.kh; ++kh) {
+        const int64_t ih = hs + kh * g.dh;
+        if (ih < 0 || ih >= g.h) continue;
+        for (int64_t kw = 0; kw < g.kw; ++kw) {
+          const int64_t iw = ws + kw * g.dw;
+          if (iw < 0 || iw >= g.w) continue;
+          const A v = load_acc(xb, (ih * g.w + iw) * g.c);
+          if (v > best || !any) {
+            best = v;
+            any = true;
+          }
+        }
+      }
+      if constexpr (std::is_same_v<T, double>) {
+        y[i] = best;
+      } else {
+        y[i] = from_f<T>(best);
+      }
+    } else {
+      A sum = A(0);
+      int64_t valid = 0, padded = 0;
+      for (int64_t kh = 0; kh < g.kh; ++kh) {
+        const int64_t ih = hs + kh * g.dh;
+        const bool h_in = ih >= 0 && ih < g.h;
+        const bool h_pad = ih >= -g.pt && ih < g.h + g.pb;
+        for (int64_t kw = 0; kw < g.kw; ++kw) {
+          const int64_t iw = ws + kw * g.dw;
+          const bool w_in = iw >= 0 && iw < g.w;
+          if (h_pad && iw >= -g.pl && iw < g.w + g.pr) ++padded;
+          if (!h_in || !w_in) continue;
+          sum += load_acc(xb, (ih * g.w + iw) * g.c);
+          ++valid;
+        }
+      }
+      const int64_t count = cip ? padded : valid;
+      const A v = count > 0 ? sum / static_cast<A>(count) : std::numeric_limits<A>::quiet_NaN();
+      if constexpr (std::is_same_v<T, double>) {
+        y[i] = v;
+      } else {
+        y[i] = from_f<T>(v);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 Status launch_conv_epilogue(KernelContext& ctx, DType dtype, void* y, const void* bias,
@@ -62,6 +128,31 @@ Status launch_conv_epilogue(KernelContext& ctx, DType dtype, void* y, const void
   });
   if (!ok) return ctx.unsupported_type(dtype);
   return ctx.check_launch("convolution epilogue");
+}
+
+}  // namespace kiln::cuda
+
+namespace kiln::cuda {
+
+Status launch_channels_last_pool(KernelContext& ctx, DType dtype, const ChannelsLastPoolGeom& g,
+                                 bool max, bool count_include_pad, const void* x, void* y) {
+  const int64_t n = g.n * g.oh * g.ow * g.c;
+  if (n <= 0) return Status::Ok();
+  const Launch l = launch_for(n);
+  const bool ok = dispatch_float(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    const T* xt = static_cast<const T*>(x);
+    T* yt = static_cast<T*>(y);
+    if (max) {
+      channels_last_pool_kernel<T, true>
+          <<<l.grid, l.block, 0, ctx.stream()>>>(xt, yt, g, count_include_pad);
+    } else {
+      channels_last_pool_kernel<T, false>
+          <<<l.grid, l.block, 0, ctx.stream()>>>(xt, yt, g, count_include_pad);
+    }
+  });
+  if (!ok) return ctx.unsupported_type(dtype);
+  return ctx.check_launch("channels-last pooling");
 }
 
 }  // namespace kiln::cuda

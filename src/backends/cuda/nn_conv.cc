@@ -2,7 +2,8 @@
 // cudnnConvolutionBackwardData). 1-D convolutions run as 2-D with H = 1. cuDNN pads
 // symmetrically: asymmetric Conv pads are materialized by padding the input into the workspace,
 // and ConvTranspose with asymmetric (or output_shape-implied) pads computes the full transposed
-// convolution and crops it. The bias is added by our own kernel.
+// convolution and crops it. The bias is added by our own kernel. kiln.FusedConv's channels-last
+// form (src/ops/layout.h) runs Conv's path on NHWC tensor descriptors and an NHWC filter.
 #include <cudnn.h>
 
 #include <algorithm>
@@ -16,6 +17,7 @@
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/cuda_util.h"
 #include "backends/cuda/nn_internal.h"
+#include "ops/layout.h"
 #include "ops/nn_window.h"
 
 namespace kiln::cuda {
@@ -78,6 +80,20 @@ std::vector<int> packed_strides(const std::vector<int>& dims) {
   return s;
 }
 
+// Strides of channels-first `dims` [N, C, s...] stored channels-last ([N, s..., C] packed), or
+// packed when !channels_last.
+std::vector<int> layout_strides(const std::vector<int>& dims, bool channels_last) {
+  if (!channels_last || dims.size() < 3) return packed_strides(dims);
+  std::vector<int> s(dims.size(), 1);
+  int run = dims[1];  // C is innermost
+  for (size_t i = dims.size(); i-- > 2;) {
+    s[i] = run;
+    run *= dims[i];
+  }
+  s[0] = run;
+  return s;
+}
+
 bool to_ints(const std::vector<int64_t>& v, std::vector<int>* out) {
   out->clear();
   for (int64_t d : v) {
@@ -98,7 +114,7 @@ std::vector<int64_t> lift_1d(const std::vector<int64_t>& shape) {
 Status set_descs(Descs& d, DType dt, const std::vector<int64_t>& xs, const std::vector<int64_t>& ws,
                  const std::vector<int64_t>& ys, std::vector<int64_t> pads,
                  std::vector<int64_t> strides, std::vector<int64_t> dilations, int64_t group,
-                 bool allow_tf32) {
+                 bool allow_tf32, bool channels_last = false) {
   if (pads.size() == 1) {  // lift 1-D geometry
     pads.insert(pads.begin(), 0);
     strides.insert(strides.begin(), 1);
@@ -111,13 +127,15 @@ Status set_descs(Descs& d, DType dt, const std::vector<int64_t>& xs, const std::
     return Status(StatusCode::kUnsupportedAttribute, "convolution sizes beyond 2^31");
   }
   const cudnnDataType_t t = dnn_type(dt);
-  const std::vector<int> xst = packed_strides(xi), yst = packed_strides(yi);
+  const std::vector<int> xst = layout_strides(xi, channels_last),
+                         yst = layout_strides(yi, channels_last);
   KILN_DNN_RETURN_IF_ERROR(
       cudnnSetTensorNdDescriptor(d.x, t, static_cast<int>(xi.size()), xi.data(), xst.data()));
   KILN_DNN_RETURN_IF_ERROR(
       cudnnSetTensorNdDescriptor(d.y, t, static_cast<int>(yi.size()), yi.data(), yst.data()));
-  KILN_DNN_RETURN_IF_ERROR(cudnnSetFilterNdDescriptor(d.w, t, CUDNN_TENSOR_NCHW,
-                                                      static_cast<int>(wi.size()), wi.data()));
+  KILN_DNN_RETURN_IF_ERROR(
+      cudnnSetFilterNdDescriptor(d.w, t, channels_last ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
+                                 static_cast<int>(wi.size()), wi.data()));
   const cudnnDataType_t compute = dt == DType::kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
   KILN_DNN_RETURN_IF_ERROR(cudnnSetConvolutionNdDescriptor(d.conv, static_cast<int>(pi.size()),
                                                            pi.data(), si.data(), di.data(),
@@ -128,6 +146,13 @@ Status set_descs(Descs& d, DType dt, const std::vector<int64_t>& xs, const std::
   if (dt == DType::kFloat32) math = allow_tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
   KILN_DNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(d.conv, math));
   return Status::Ok();
+}
+
+std::vector<int64_t> permute_dims(const std::vector<int64_t>& shape,
+                                  const std::vector<int64_t>& perm) {
+  std::vector<int64_t> out;
+  for (int64_t p : perm) out.push_back(shape[static_cast<size_t>(p)]);
+  return out;
 }
 
 // The perf results a convolution may use: deterministic algorithms only (runs give bit-identical
@@ -325,7 +350,8 @@ std::atomic<uint64_t> g_fused_runs{0}, g_unfused_runs{0};
 cudnnStatus_t bias_activation_forward(cudnnHandle_t h, const Descs& d, DType dt, int y_rank,
                                       int64_t channels, const void* x, const void* w,
                                       cudnnConvolutionFwdAlgo_t algo, void* ws, size_t ws_bytes,
-                                      const void* bias, const ConvEpilogue& ep, void* y) {
+                                      const void* bias, const ConvEpilogue& ep, void* y,
+                                      bool channels_last) {
   EpilogueDescs e;
   cudnnStatus_t st = cudnnCreateTensorDescriptor(&e.bias);
   if (st != CUDNN_STATUS_SUCCESS) return st;
@@ -334,7 +360,7 @@ cudnnStatus_t bias_activation_forward(cudnnHandle_t h, const Descs& d, DType dt,
   // Bias [1, M, 1, ...] of the data type (float for float32, half for float16, double).
   std::vector<int> dims(static_cast<size_t>(y_rank), 1);
   dims[1] = static_cast<int>(channels);
-  const std::vector<int> strides = packed_strides(dims);
+  const std::vector<int> strides = layout_strides(dims, channels_last);
   st = cudnnSetTensorNdDescriptor(e.bias, dnn_type(dt), y_rank, dims.data(), strides.data());
   if (st != CUDNN_STATUS_SUCCESS) return st;
   const cudnnActivationMode_t mode =
@@ -360,31 +386,45 @@ ConvFusionCounts conv_fusion_counts() {
 }
 
 Status conv_forward(KernelContext& ctx, const DeviceTensor* B, const ConvEpilogue& ep,
-                    const char* what) {
-  const DeviceTensor& X = ctx.input(0);
-  const DeviceTensor& W = ctx.input(1);
+                    const char* what, bool channels_last) {
+  // Channels-last: X [N, H, W, C], W [M, R, S, C/group], Z and Y [N, OH, OW, M]. X and W are
+  // described to the setup in channels-first order (views of the same data) and to cuDNN with
+  // channels-last strides and the NHWC filter format.
+  DeviceTensor X = ctx.input(0);
+  DeviceTensor W = ctx.input(1);
+  if (channels_last) {
+    if (X.rank() != 4 || W.rank() != 4) {
+      return ctx.unsupported("channels-last convolution needs X and W of rank 4");
+    }
+    X.shape = permute_dims(X.shape, ops::to_channels_first_perm(4));
+    W.shape = permute_dims(W.shape, ops::to_channels_first_perm(4));
+  }
   ConvSetup cs;
   KILN_RETURN_IF_ERROR(setup(ctx, X, W, false, &cs));
   if (B && (B->rank() != 1 || B->dim(0) != cs.M || B->dtype != X.dtype)) {
     return ctx.invalid("B must have shape [M] and the dtype of X");
   }
-  if (ep.z && (ep.z_shape == nullptr || *ep.z_shape != cs.out_shape)) {
+  const std::vector<int64_t> y_shape =
+      channels_last ? permute_dims(cs.out_shape, ops::to_channels_last_perm(4)) : cs.out_shape;
+  if (ep.z && (ep.z_shape == nullptr || *ep.z_shape != y_shape)) {
     return ctx.invalid("residual Z does not have the output's shape");
   }
-  KILN_ASSIGN_OR_RETURN(DeviceTensor * Y, ctx.allocate(0, X.dtype, cs.out_shape));
+  KILN_ASSIGN_OR_RETURN(DeviceTensor * Y, ctx.allocate(0, X.dtype, y_shape));
   if (Y->numel() == 0) return Status::Ok();
   const int n = cs.n;
   const uint64_t es = dtype_storage_bytes(X.dtype, 1);
-  const int64_t inner = Y->numel() / (cs.N * cs.M);
+  // The bias and epilogue see y as [outer, M, inner]: channels-last has the channel innermost.
+  const int64_t inner = channels_last ? 1 : Y->numel() / (cs.N * cs.M);
+  const int64_t outer = channels_last ? Y->numel() / cs.M : cs.N;
   const bool has_epilogue = ep.z != nullptr || ep.act != ops::ConvActivation::kNone;
   // Y holds conv(x, w): add the bias, the residual, the activation.
   auto finish = [&]() -> Status {
     if (has_epilogue) {
       ++g_unfused_runs;
-      return launch_conv_epilogue(ctx, X.dtype, Y->data, B ? B->data : nullptr, ep, cs.N, cs.M,
+      return launch_conv_epilogue(ctx, X.dtype, Y->data, B ? B->data : nullptr, ep, outer, cs.M,
                                   inner);
     }
-    if (B) return add_channel_bias(ctx, X.dtype, Y->data, B->data, cs.N, cs.M, inner);
+    if (B) return add_channel_bias(ctx, X.dtype, Y->data, B->data, outer, cs.M, inner);
     return Status::Ok();
   };
   if (X.numel() == 0 || W.numel() == 0) {  // C = 0: y is the bias (or 0)
@@ -401,6 +441,9 @@ Status conv_forward(KernelContext& ctx, const DeviceTensor* B, const ConvEpilogu
   std::vector<int64_t> xs = X.shape, pads(static_cast<size_t>(n));
   uint64_t pad_bytes = 0;
   ShiftGeom pg;
+  if (!symmetric && channels_last) {
+    return ctx.unsupported("channels-last convolution with asymmetric pads");
+  }
   if (!symmetric) {
     pg.planes = cs.N * cs.C;
     slots3(X.shape, n, pg.in);
@@ -421,13 +464,13 @@ Status conv_forward(KernelContext& ctx, const DeviceTensor* B, const ConvEpilogu
   Descs d;
   KILN_RETURN_IF_ERROR(d.create());
   KILN_RETURN_IF_ERROR(set_descs(d, X.dtype, xs, W.shape, cs.out_shape, pads, cs.w.strides,
-                                 cs.w.dilations, cs.group, ctx.allow_tf32()));
+                                 cs.w.dilations, cs.group, ctx.allow_tf32(), channels_last));
   cudnnHandle_t h = ctx.cudnn();
   KILN_DNN_RETURN_IF_ERROR(cudnnSetStream(h, ctx.stream()));
   const uint64_t ws_avail = ctx.workspace_limit() - pad_bytes;
-  KILN_ASSIGN_OR_RETURN(
-      std::vector<int64_t> key,
-      algo_key(0, ctx, X.dtype, xs, W.shape, cs.out_shape, pads, cs.w, cs.group, ws_avail));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> key,
+                        algo_key(channels_last ? 2 : 0, ctx, X.dtype, xs, W.shape, cs.out_shape,
+                                 pads, cs.w, cs.group, ws_avail));
   AlgoChoice ch;
   if (ctx.tactic_candidates() != nullptr || !algo_cache_get(key, &ch)) {
     constexpr int kMaxAlgos = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
@@ -477,9 +520,9 @@ Status conv_forward(KernelContext& ctx, const DeviceTensor* B, const ConvEpilogu
       (X.dtype == DType::kFloat32 || X.dtype == DType::kFloat16 || X.dtype == DType::kFloat64) &&
       (ep.act == ops::ConvActivation::kRelu ||
        algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM)) {
-    const cudnnStatus_t st =
-        bias_activation_forward(h, d, X.dtype, static_cast<int>(lift_1d(cs.out_shape).size()), cs.M,
-                                xin, W.data, algo, algo_ptr, algo_ws, B->data, ep, Y->data);
+    const cudnnStatus_t st = bias_activation_forward(
+        h, d, X.dtype, static_cast<int>(lift_1d(cs.out_shape).size()), cs.M, xin, W.data, algo,
+        algo_ptr, algo_ws, B->data, ep, Y->data, channels_last);
     if (st == CUDNN_STATUS_SUCCESS) {
       ++g_fused_runs;
       return ctx.check_launch(what);

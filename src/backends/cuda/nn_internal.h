@@ -117,13 +117,22 @@ struct ConvEpilogue {
 // 0, plus the optional bias B ([M], X's dtype) and the epilogue. With a bias and an epilogue,
 // float32/float16/float64 run as one cudnnConvolutionBiasActivationForward where cuDNN takes the
 // case; otherwise the convolution is followed by one epilogue kernel. Conv and FusedConv.
+// channels_last: X, Z, Y are [N, H, W, C] and W is [M, R, S, C/group] (2-D, symmetric pads).
 Status conv_forward(KernelContext& ctx, const DeviceTensor* B, const ConvEpilogue& ep,
-                    const char* what);
+                    const char* what, bool channels_last = false);
 // Conv's supports(): float dtypes, 1 to 3 spatial dims.
 std::string conv_supports(const ir::Node& node);
 // y = act(y + bias[c] + z) on y viewed as [outer, channels, inner] (bias and z may be null).
 Status launch_conv_epilogue(KernelContext& ctx, DType dtype, void* y, const void* bias,
                             const ConvEpilogue& ep, int64_t outer, int64_t channels, int64_t inner);
+// Channels-last 2-D MaxPool / AveragePool (fused_conv.cu): x [n, h, w, c] → y [n, oh, ow, c];
+// pads: top, left, bottom, right. Semantics of the CPU reference (src/backends/cpu/pool.cc).
+struct ChannelsLastPoolGeom {
+  int64_t n = 0, h = 0, w = 0, c = 0, oh = 0, ow = 0;
+  int64_t kh = 1, kw = 1, sh = 1, sw = 1, dh = 1, dw = 1, pt = 0, pl = 0, pb = 0, pr = 0;
+};
+Status launch_channels_last_pool(KernelContext& ctx, DType dtype, const ChannelsLastPoolGeom& g,
+                                 bool max, bool count_include_pad, const void* x, void* y);
 // How many convolutions with an epilogue ran as one cuDNN call and how many as convolution +
 // epilogue kernel, since the process started (for tests and diagnostics).
 struct ConvFusionCounts {
