@@ -42,7 +42,8 @@ if has tests || has conformance; then
   node=$(dirname "$(find "$suite" -maxdepth 3 -name 'test_abs' -type d | head -1)")
 fi
 if has tests; then
-  KILN_NODE_DIR=$node "$bin/kiln_cuda_tests" 2>&1 | tail -25 | tee "$out/cuda_tests.txt"
+  KILN_NODE_DIR=$node "$bin/kiln_cuda_tests" > "$out/cuda_tests_full.txt" 2>&1
+  tail -25 "$out/cuda_tests_full.txt" | tee "$out/cuda_tests.txt"
 fi
 if has conformance; then
   for mode in ${CONF_MODES:-strict fallback}; do
