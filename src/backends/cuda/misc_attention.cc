@@ -210,7 +210,8 @@ Status attention_run(KernelContext& ctx) {
   // The fused kernel covers Y alone, without past key/value, softcap, windows or nonpad lengths.
   if (!ctx.wants_output(1) && !ctx.wants_output(2) && !ctx.wants_output(3) && !ctx.has_input(4) &&
       !ctx.has_input(5) && !ctx.has_input(6) && softcap == 0.f && mode == 0 && left < 0 &&
-      right < 0 && dv == d && Y->numel() > 0 && flash_attention_enabled()) {
+      right < 0 && dv == d && Y->numel() > 0 && (!ctx.has_input(3) || ctx.input(3).numel() > 0) &&
+      flash_attention_enabled()) {
     FlashAttentionParams fp = flash_params(rank, batch, hq, hkv, sq, skv, d, sa);
     fp.dtype = dt;
     fp.q = Qt.data;
