@@ -12,9 +12,10 @@ suite=${1:-$root/build/cuda-release/onnx-1.23.1/node}
 out=$(mktemp -d)
 for f in "$root"/tests/cuda_host/*_check.cu; do
   name=$(basename "$f" .cu)
-  /usr/local/cuda/bin/nvcc -std=c++20 --expt-relaxed-constexpr -w -I"$root/src" -I"$root/include" \
+  /usr/local/cuda/bin/nvcc -std=c++20 -arch=sm_90 --expt-relaxed-constexpr -w -I"$root/src" -I"$root/include" \
     -DKILN_NODE_SUITE="\"$suite\"" "$f" -o "$out/$name" -L"$root/build/cuda-release" -lkiln \
-    -Xcompiler -fopenmp
+    -L/usr/local/cuda/lib -lnvrtc -lcublasLt -lcudnn -ljpeg -lpng -lz -lcuda \
+    -Xlinker -rpath=/usr/local/cuda/lib -Xcompiler -fopenmp
   echo "== $name: $("$out/$name" | tail -1)"
 done
 rm -rf "$out"

@@ -2,10 +2,14 @@
 // (3-D inputs are permuted), past key/value concatenated, scores = scale * Q K^T as one batched
 // GEMM per KV head group (GQA: the query heads sharing a KV head form the GEMM's rows), then one
 // kernel applies masks / softcap / softmax per row, and Y = P V as a second batched GEMM.
+// float16/bfloat16 attention that asks for Y alone (no past key/value, softcap, window or
+// nonpad_kv_seqlen) with a head size the fused kernel handles runs that kernel instead
+// (attention_flash.h) unless KILN_ATTENTION_FLASH=0.
 // Refused in supports: dtypes other than float32/16/bf16/64, masks of another float dtype,
 // nonpad_kv_seqlen of a dtype other than int64, unknown or unsupported input ranks.
 #include <cmath>
 
+#include "backends/cuda/attention_flash.h"
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/cuda_util.h"
 #include "backends/cuda/nn_internal.h"
@@ -44,6 +48,34 @@ std::string attention_supports(const ir::Node& node) {
   const int mr = rank_of(node, 3);
   if (mr == -2 || mr > 4 || mr == 0) return "attn_mask rank";
   return {};
+}
+
+// Shapes, strides and mask of the fused kernel's parameters (pointers and scale left to the
+// caller). 4-D tensors are [B, H, S, D]; 3-D ones [B, S, H*D].
+FlashAttentionParams flash_params(int rank, int64_t batch, int64_t hq, int64_t hkv, int64_t sq,
+                                  int64_t skv, int64_t d, const AttentionScoreArgs& sa) {
+  FlashAttentionParams p;
+  p.batch = batch;
+  p.q_heads = hq;
+  p.kv_heads = hkv;
+  p.sq = sq;
+  p.skv = skv;
+  p.head_size = d;
+  auto strides = [&](int64_t* st, int64_t heads, int64_t seq) {
+    st[0] = heads * seq * d;
+    st[1] = rank == 4 ? seq * d : d;
+    st[2] = rank == 4 ? d : heads * d;
+  };
+  strides(p.q_stride, hq, sq);
+  strides(p.k_stride, hkv, skv);
+  strides(p.v_stride, hkv, skv);
+  strides(p.y_stride, hq, sq);
+  p.causal = sa.causal;
+  p.mask = sa.mask;
+  p.mask_bool = sa.mask_bool;
+  for (int i = 0; i < 3; ++i) p.mask_stride[i] = sa.mask_stride[i];
+  p.mask_last = sa.mask_last;
+  return p;
 }
 
 uint64_t align_up(uint64_t v) {
@@ -175,6 +207,20 @@ Status attention_run(KernelContext& ctx) {
   const std::vector<int64_t> y_shape = rank == 4 ? std::vector<int64_t>{batch, hq, sq, dv}
                                                  : std::vector<int64_t>{batch, sq, hq * dv};
   KILN_ASSIGN_OR_RETURN(DeviceTensor * Y, ctx.allocate(0, dt, y_shape));
+  // The fused kernel covers Y alone, without past key/value, softcap, windows or nonpad lengths.
+  if (!ctx.wants_output(1) && !ctx.wants_output(2) && !ctx.wants_output(3) && !ctx.has_input(4) &&
+      !ctx.has_input(5) && !ctx.has_input(6) && softcap == 0.f && mode == 0 && left < 0 &&
+      right < 0 && dv == d && Y->numel() > 0 && (!ctx.has_input(3) || ctx.input(3).numel() > 0) &&
+      flash_attention_enabled()) {
+    FlashAttentionParams fp = flash_params(rank, batch, hq, hkv, sq, skv, d, sa);
+    fp.dtype = dt;
+    fp.q = Qt.data;
+    fp.k = Kt.data;
+    fp.v = Vt.data;
+    fp.y = Y->data;
+    fp.scale = static_cast<float>(scale);
+    if (flash_attention_unsupported(fp).empty()) return launch_flash_attention(ctx, fp);
+  }
   DeviceTensor* PK = nullptr;
   DeviceTensor* PV = nullptr;
   DeviceTensor* QK = nullptr;
