@@ -49,6 +49,10 @@ StatusOr<Agreement> compare_outputs(cudaStream_t s, const DeviceTensor& ref,
 Status launch_output_compare(cudaStream_t s, DType dtype, const void* ref, const void* cand,
                              int64_t n, float rtol, void* scratch);
 
+// Holds stream `s` until the host sets *flag (pinned, mapped host memory) to non-zero, or about
+// `max_cycles` GPU clocks pass.
+Status launch_stream_hold(cudaStream_t s, const int* flag, long long max_cycles);
+
 class Tuner final : public StepTuner {
  public:
   Tuner(TunerOptions options, backend::TimingCache* cache, bool allow_tf32,
@@ -85,6 +89,8 @@ class Tuner final : public StepTuner {
   int nodes_tuned_ = 0, candidates_timed_ = 0, cache_hits_ = 0;
   std::vector<std::string> notes_;
   std::vector<cudaEvent_t> events_;
+  int* hold_flag_ = nullptr;  // pinned host word releasing the stream hold of the timed runs
+  long long hold_cycles_ = 0;
 };
 
 }  // namespace kiln::cuda

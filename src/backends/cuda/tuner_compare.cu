@@ -1,4 +1,5 @@
-// Device-side comparison of a tactic candidate's output with the default tactic's (tuner.cc).
+// Device-side comparison of a tactic candidate's output with the default tactic's, and the
+// stream hold of the timed runs (tuner.cc).
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/cuda_util.h"
 #include "backends/cuda/tuner.h"
@@ -71,7 +72,21 @@ Status launch_compare(cudaStream_t s, const void* ref, const void* cand, int64_t
   return Status::Ok();
 }
 
+// Holds the stream until the host sets *flag (or `max_cycles` pass, so a run that waits on the
+// stream itself only delays the timing instead of deadlocking it).
+__global__ void hold_kernel(const volatile int* flag, long long max_cycles) {
+  const long long t0 = clock64();
+  while (*flag == 0 && clock64() - t0 < max_cycles) {
+  }
+}
+
 }  // namespace
+
+Status launch_stream_hold(cudaStream_t s, const int* flag, long long max_cycles) {
+  hold_kernel<<<1, 1, 0, s>>>(flag, max_cycles);
+  KILN_CUDA_RETURN_IF_ERROR(cudaGetLastError());
+  return Status::Ok();
+}
 
 Status launch_output_compare(cudaStream_t s, DType dtype, const void* ref, const void* cand,
                              int64_t n, float rtol, void* scratch) {
