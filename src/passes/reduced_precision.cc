@@ -289,6 +289,9 @@ StatusOr<bool> lower_precision(ir::Graph& graph, DType target) {
   };
   for (ir::Node* n : order) {
     if (reduced.count(n)) continue;
+    // Shape and Size read only the shape, which the reduced value shares: no Cast back.
+    const bool default_domain = n->domain.empty() || n->domain == "ai.onnx";
+    if (default_domain && (n->op_type == "Shape" || n->op_type == "Size")) continue;
     for (size_t i = 0; i < n->inputs.size(); ++i) {
       ir::Value* v = n->inputs[i];
       if (v && v->type.is_tensor() && v->type.dtype == target && v->producer &&

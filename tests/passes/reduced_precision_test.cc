@@ -51,5 +51,26 @@ TEST(ReducedPrecision, InfinitiesStayInfinite) {
   EXPECT_TRUE(std::isinf(f->data<float>()[1]) && f->data<float>()[1] > 0);
 }
 
+// Shape and Size read only the shape: they take the reduced value itself, with no Cast back to
+// float32 (exported transformers read Shape of every activation).
+TEST(ReducedPrecision, ShapeReadsTheReducedValue) {
+  pattern_test::Builder b;
+  ir::Value* x = b.input("x", {2, 3});
+  ir::Value* r = b.node("Relu", {x}, "r");
+  ir::Value* s = b.node("Shape", {r}, "s");
+  b.output(b.node("Reshape", {r, s}, "y"));
+  ASSERT_TRUE(ops::infer_graph_types(b.g).ok());
+  ASSERT_TRUE(passes::lower_precision(b.g, DType::kFloat16).ok());
+  ASSERT_TRUE(ir::verify_graph(b.g).ok());
+  const ir::Node* shape = b.find("Shape");
+  ASSERT_NE(shape, nullptr);
+  EXPECT_EQ(shape->inputs[0]->type.dtype, DType::kFloat16);
+  EXPECT_EQ(shape->inputs[0]->producer, b.find("Relu"));
+  const auto out = pattern_test::run_cpu(
+      b.g, {{"x", Datum::of(Tensor::from_vector<float>({2, 3}, {-1, 2, -3, 4, 5, -6}))}});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0], (std::vector<float>{0, 2, 0, 4, 5, 0}));
+}
+
 }  // namespace
 }  // namespace kiln
