@@ -5,11 +5,13 @@ namespace kiln::ops {
 
 void register_fused_conv_ops(OpRegistry& r);
 void register_fused_matmul_ops(OpRegistry& r);
+void register_fused_norm_ops(OpRegistry& r);
 void register_fused_pointwise_ops(OpRegistry& r);
 
 void register_fused_ops(OpRegistry& r) {
   register_fused_conv_ops(r);
   register_fused_matmul_ops(r);
+  register_fused_norm_ops(r);
   register_fused_pointwise_ops(r);
 }
 

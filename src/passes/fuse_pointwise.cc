@@ -38,10 +38,6 @@ bool is_default_domain(const ir::Node& n) {
   return n.domain.empty() || n.domain == "ai.onnx";
 }
 
-bool is_float(DType t) {
-  return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16;
-}
-
 // A tensor value with a known dtype and rank whose dims are known sizes or named symbols.
 bool shaped(const ir::Value* v) {
   if (v == nullptr || !v->type.is_tensor() || !v->type.shape.rank_known) return false;

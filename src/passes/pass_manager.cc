@@ -33,6 +33,7 @@ PassManager PassManager::fusion_pipeline() {
   PassManager pm;
   pm.add({"fold_batch_norm", fold_batch_norm});
   pm.add({"fuse_layer_norm", fuse_layer_norm});
+  pm.add({"fuse_skip_layer_norm", fuse_skip_layer_norm});
   pm.add({"fuse_gelu", fuse_gelu});
   pm.add({"fuse_attention", fuse_attention});
   pm.add({"fold_attention_heads", fold_attention_heads});

@@ -25,6 +25,7 @@ StatusOr<bool> fold_batch_norm(ir::Graph& graph);       // BatchNormalization in
 StatusOr<bool> fuse_conv_activation(ir::Graph& graph);  // Conv + bias + residual + act
 StatusOr<bool> fuse_matmul_epilogue(ir::Graph& graph);  // MatMul/Gemm + bias + act
 StatusOr<bool> fuse_layer_norm(ir::Graph& graph);       // primitive LayerNorm/RMSNorm
+StatusOr<bool> fuse_skip_layer_norm(ir::Graph& graph);  // residual Add + LayerNorm
 StatusOr<bool> fuse_gelu(ir::Graph& graph);             // primitive GELU (erf, tanh forms)
 StatusOr<bool> fuse_attention(ir::Graph& graph);        // MatMul-scale-mask-Softmax-MatMul
 StatusOr<bool> fold_attention_heads(ir::Graph& graph);  // head split/merge into 3-D Attention

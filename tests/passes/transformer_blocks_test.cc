@@ -89,7 +89,9 @@ TEST(TransformerBlocks, BertLayerFuses) {
   const auto before = pattern_test::run_cpu(*ref->graph, feeds);
   fuse(g);
   EXPECT_EQ(count(g, "Attention"), 1);
-  EXPECT_EQ(count(g, "LayerNormalization"), 2);
+  // Both LayerNorms follow a residual Add (post-norm): each became one SkipLayerNorm.
+  EXPECT_EQ(count(g, "LayerNormalization"), 0);
+  EXPECT_EQ(count(g, "SkipLayerNorm"), 2);
   // The GELU became a Gelu op, which the epilogue fusion then took into the MatMul before it.
   EXPECT_EQ(gelu_epilogues(g), 1);
   EXPECT_EQ(count(g, "Gelu"), 0);
@@ -116,7 +118,10 @@ TEST(TransformerBlocks, VitBlockFuses) {
   const auto before = pattern_test::run_cpu(*ref->graph, feeds);
   fuse(g);
   EXPECT_EQ(count(g, "Attention"), 1);
-  EXPECT_EQ(count(g, "LayerNormalization"), 2);
+  // Pre-norm: the first LayerNorm reads the block's input, the second the residual sum (which
+  // the block adds to again: SkipLayerNorm's second output).
+  EXPECT_EQ(count(g, "LayerNormalization"), 1);
+  EXPECT_EQ(count(g, "SkipLayerNorm"), 1);
   EXPECT_EQ(count(g, "RMSNormalization"), 1);
   EXPECT_EQ(gelu_epilogues(g) + count(g, "Gelu"), 1);
   for (const char* op : {"Softmax", "Erf", "ReduceMean", "Sqrt", "Reciprocal"}) {

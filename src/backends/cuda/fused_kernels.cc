@@ -5,11 +5,13 @@ namespace kiln::cuda {
 
 void register_fused_conv_kernels(KernelRegistry& r);
 void register_fused_matmul_kernels(KernelRegistry& r);
+void register_fused_norm_kernels(KernelRegistry& r);
 void register_fused_pointwise_kernels(KernelRegistry& r);
 
 void register_fused_kernels(KernelRegistry& r) {
   register_fused_conv_kernels(r);
   register_fused_matmul_kernels(r);
+  register_fused_norm_kernels(r);
   register_fused_pointwise_kernels(r);
 }
 

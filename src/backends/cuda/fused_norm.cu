@@ -1,0 +1,167 @@
+// CUDA kernel of kiln.SkipLayerNorm (ops/fused_norm.h): one warp per row. The row's sums
+// X + Skip (rounded to the dtype, as the Add kernel rounds them) stay in registers when the row
+// has at most 32 × kMaxPerLane elements, so X and Skip are read once and Y (and Sum) written
+// once; longer rows read X and Skip again per pass. Statistics in float, two passes (mean, then
+// squared deviations), as the LayerNormalization kernel computes them.
+#include "backends/cuda/common.cuh"
+#include "backends/cuda/kernel.h"
+#include "ops/fused_norm.h"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr int kWarpsPerBlock = 4;
+constexpr int kMaxPerLane = 32;  // rows up to 1024 elements held in registers
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+
+template <typename T>
+__device__ __forceinline__ float rounded_sum(const T* x, const T* skip, T* sum, int64_t i) {
+  const T s = from_f<T>(load_f(x, i) + load_f(skip, i));
+  if (sum != nullptr) sum[i] = s;
+  return load_f(&s, 0);
+}
+
+// kPer > 0: each lane keeps kPer elements (j = lane + 32 k) in registers; kPer == 0: any length,
+// recomputing the sums in each pass.
+template <typename T, int kPer>
+__global__ void skip_layer_norm_kernel(const T* x, const T* skip, const T* scale, const T* bias,
+                                       T* y, T* sum, int64_t rows, int len, float eps) {
+  const int lane = threadIdx.x & 31;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  const int64_t base = row * len;
+  const float inv_len = 1.f / static_cast<float>(len);
+  if constexpr (kPer > 0) {
+    float v[kPer];
+    float s = 0.f;
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) {
+      const int j = lane + 32 * k;
+      v[k] = j < len ? rounded_sum(x, skip, sum, base + j) : 0.f;
+      s += v[k];
+    }
+    const float m = warp_sum(s) * inv_len;
+    float q = 0.f;
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) {
+      const int j = lane + 32 * k;
+      const float d = j < len ? v[k] - m : 0.f;
+      q += d * d;
+    }
+    const float inv = 1.f / sqrtf(warp_sum(q) * inv_len + eps);
+#pragma unroll
+    for (int k = 0; k < kPer; ++k) {
+      const int j = lane + 32 * k;
+      if (j >= len) break;
+      float o = (v[k] - m) * inv * load_f(scale, j);
+      if (bias != nullptr) o += load_f(bias, j);
+      y[base + j] = from_f<T>(o);
+    }
+  } else {
+    float s = 0.f;
+    for (int j = lane; j < len; j += 32) s += rounded_sum(x, skip, sum, base + j);
+    const float m = warp_sum(s) * inv_len;
+    float q = 0.f;
+    for (int j = lane; j < len; j += 32) {
+      const float d = rounded_sum<T>(x, skip, nullptr, base + j) - m;
+      q += d * d;
+    }
+    const float inv = 1.f / sqrtf(warp_sum(q) * inv_len + eps);
+    for (int j = lane; j < len; j += 32) {
+      float o = (rounded_sum<T>(x, skip, nullptr, base + j) - m) * inv * load_f(scale, j);
+      if (bias != nullptr) o += load_f(bias, j);
+      y[base + j] = from_f<T>(o);
+    }
+  }
+}
+
+template <typename T, int kPer>
+void launch(const void* x, const void* skip, const void* scale, const void* bias, void* y,
+            void* sum, int64_t rows, int len, float eps, cudaStream_t s) {
+  const unsigned blocks = static_cast<unsigned>((rows + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  skip_layer_norm_kernel<T, kPer><<<blocks, 32 * kWarpsPerBlock, 0, s>>>(
+      static_cast<const T*>(x), static_cast<const T*>(skip), static_cast<const T*>(scale),
+      static_cast<const T*>(bias), static_cast<T*>(y), static_cast<T*>(sum), rows, len, eps);
+}
+
+template <typename T>
+void launch_for_len(const void* x, const void* skip, const void* scale, const void* bias, void* y,
+                    void* sum, int64_t rows, int len, float eps, cudaStream_t s) {
+  if (len <= 32 * 4) {
+    launch<T, 4>(x, skip, scale, bias, y, sum, rows, len, eps, s);
+  } else if (len <= 32 * 8) {
+    launch<T, 8>(x, skip, scale, bias, y, sum, rows, len, eps, s);
+  } else if (len <= 32 * 16) {
+    launch<T, 16>(x, skip, scale, bias, y, sum, rows, len, eps, s);
+  } else if (len <= 32 * 24) {
+    launch<T, 24>(x, skip, scale, bias, y, sum, rows, len, eps, s);
+  } else if (len <= 32 * kMaxPerLane) {
+    launch<T, kMaxPerLane>(x, skip, scale, bias, y, sum, rows, len, eps, s);
+  } else {
+    launch<T, 0>(x, skip, scale, bias, y, sum, rows, len, eps, s);
+  }
+}
+
+std::string skip_layer_norm_supports(const ir::Node& node) {
+  return require_dtypes(node, {DType::kFloat32, DType::kFloat16, DType::kBFloat16});
+}
+
+Status skip_layer_norm_run(KernelContext& ctx) {
+  const DeviceTensor& X = ctx.input(0);
+  const DeviceTensor& S = ctx.input(1);
+  const DeviceTensor& G = ctx.input(2);
+  const DeviceTensor* B = ctx.has_input(3) ? &ctx.input(3) : nullptr;
+  const float eps = ctx.attr_float("epsilon", 1e-5f);
+  KILN_RETURN_IF_ERROR(ctx.attr_status());
+  if (X.rank() < 1) return ctx.invalid("X must have rank >= 1");
+  if (S.shape != X.shape) return ctx.invalid("Skip must have X's shape");
+  const int64_t len = X.shape.back();
+  if (G.rank() != 1 || G.dim(0) != len || (B && (B->rank() != 1 || B->dim(0) != len))) {
+    return ctx.invalid("Scale and B must be 1-D with X's last dim");
+  }
+  if (S.dtype != X.dtype || G.dtype != X.dtype || (B && B->dtype != X.dtype)) {
+    return ctx.invalid("inputs differ in dtype");
+  }
+  if (len > INT32_MAX) return ctx.unsupported("rows longer than 2^31 elements");
+  KILN_ASSIGN_OR_RETURN(DeviceTensor * Y, ctx.allocate(0, X.dtype, X.shape));
+  DeviceTensor* Sum = nullptr;
+  if (ctx.num_outputs() > 1 && ctx.wants_output(1)) {
+    KILN_ASSIGN_OR_RETURN(Sum, ctx.allocate(1, X.dtype, X.shape));
+  }
+  const int64_t rows = len > 0 ? X.numel() / len : 0;
+  if (rows == 0) return Status::Ok();
+  if ((rows + kWarpsPerBlock - 1) / kWarpsPerBlock > INT32_MAX) {
+    return ctx.unsupported("too many rows for one launch");
+  }
+  const void* bias = B ? B->data : nullptr;
+  void* sum = Sum ? Sum->data : nullptr;
+  const int n = static_cast<int>(len);
+  switch (X.dtype) {
+    case DType::kFloat32:
+      launch_for_len<float>(X.data, S.data, G.data, bias, Y->data, sum, rows, n, eps, ctx.stream());
+      break;
+    case DType::kFloat16:
+      launch_for_len<__half>(X.data, S.data, G.data, bias, Y->data, sum, rows, n, eps,
+                             ctx.stream());
+      break;
+    case DType::kBFloat16:
+      launch_for_len<__nv_bfloat16>(X.data, S.data, G.data, bias, Y->data, sum, rows, n, eps,
+                                    ctx.stream());
+      break;
+    default:
+      return ctx.unsupported_type(X.dtype);
+  }
+  return ctx.check_launch("SkipLayerNorm");
+}
+
+}  // namespace
+
+void register_fused_norm_kernels(KernelRegistry& r) {
+  r.add({ir::kKilnDomain, ops::kSkipLayerNorm, skip_layer_norm_supports, skip_layer_norm_run});
+}
+
+}  // namespace kiln::cuda
