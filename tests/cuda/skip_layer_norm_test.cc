@@ -1,5 +1,6 @@
 // kiln.SkipLayerNorm on the GPU: residual Add + LayerNormalization models (post-norm as in BERT,
-// pre-norm with the sum read again as in ViT) built for the GPU, against the CPU engine built
+// pre-norm with the sum read again as in ViT), and a plain LayerNormalization (which takes the
+// same kernel without a Skip), built for the GPU, against the CPU engine built
 // with the same precision. Row lengths cover the register-resident kernels (100, 768, 1024) and
 // the looping one (1500). Skipped (reported as skipped) without a usable GPU.
 // Tolerances (max |diff| / max |reference|): float32 1e-5; float16 1e-2, bfloat16 4e-2 (GPU
@@ -19,15 +20,23 @@ namespace {
 using testing::host_of;
 using testing::weight_pb;
 
-// y = LayerNorm(x + tanh(x)) [+ (x + tanh(x)) when pre_norm], x [2, 5, len].
-std::string skip_model(int64_t len, bool pre_norm) {
+enum class Form { kPostNorm, kPreNorm, kPlain };
+
+// y = LayerNorm(x + tanh(x)) [+ (x + tanh(x)) for pre-norm]; plain: y = LayerNorm(tanh(x))
+// (LayerNormalization's own last-axis fast path). x [2, 5, len].
+std::string skip_model(int64_t len, Form form) {
+  const bool pre_norm = form == Form::kPreNorm;
   namespace ot = onnx::testing;
   ot::GraphPb g;
   g.name = "skip_layer_norm";
   g.initializers.push_back(weight_pb("gamma", {len}, DType::kFloat32, 3));
   g.initializers.push_back(weight_pb("beta", {len}, DType::kFloat32, 4));
   g.nodes.push_back(ot::node("Tanh", {"x"}, {"t"}, "tanh"));
-  g.nodes.push_back(ot::node("Add", {"x", "t"}, {"s"}, "residual"));
+  if (form == Form::kPlain) {
+    g.nodes.push_back(ot::node("Identity", {"t"}, {"s"}, "residual"));
+  } else {
+    g.nodes.push_back(ot::node("Add", {"x", "t"}, {"s"}, "residual"));
+  }
   g.nodes.push_back(ot::node("LayerNormalization", {"s", "gamma", "beta"}, {pre_norm ? "n" : "y"},
                              "ln", {ot::attr_int("axis", -1)}));
   if (pre_norm) g.nodes.push_back(ot::node("Add", {"n", "s"}, {"y"}, "next"));
@@ -48,14 +57,17 @@ TEST(CudaSkipLayerNorm, MatchesTheCpuEngine) {
   for (const Case& k : {Case{"fp32", false, false, 1e-5}, Case{"fp16", true, false, 1e-2},
                         Case{"bf16", false, true, 4e-2}}) {
     for (int64_t len : {int64_t{100}, int64_t{768}, int64_t{1024}, int64_t{1500}}) {
-      for (bool pre : {false, true}) {
+      for (Form form : {Form::kPostNorm, Form::kPreNorm, Form::kPlain}) {
+        const bool pre = form == Form::kPreNorm;
+        const int f = static_cast<int>(form);
         const std::string tag =
-            std::string(k.name) + " len=" + std::to_string(len) + (pre ? " pre-norm" : "");
+            std::string(k.name) + " len=" + std::to_string(len) + " form " + std::to_string(f);
         const std::string path = ::testing::TempDir() + "/skip_ln_" + std::to_string(getpid()) +
-                                 "_" + std::to_string(len) + (pre ? "p" : "") + k.name + ".onnx";
+                                 "_" + std::to_string(len) + "_" + std::to_string(f) + k.name +
+                                 ".onnx";
         {
           std::ofstream f(path, std::ios::binary);
-          const std::string bytes = skip_model(len, pre);
+          const std::string bytes = skip_model(len, form);
           f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
         }
         BuilderConfig c;

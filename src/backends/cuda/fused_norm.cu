@@ -1,10 +1,12 @@
-// CUDA kernel of kiln.SkipLayerNorm (ops/fused_norm.h): one warp per row. The row's sums
+// CUDA kernel of kiln.SkipLayerNorm (ops/fused_norm.h), also used by LayerNormalization over the
+// last axis with 1-D Scale/B and no Mean/InvStdDev outputs: one warp per row. The row's sums
 // X + Skip (rounded to the dtype, as the Add kernel rounds them) stay in registers when the row
 // has at most 32 × kMaxPerLane elements, so X and Skip are read once and Y (and Sum) written
 // once; longer rows read X and Skip again per pass. Statistics in float, two passes (mean, then
 // squared deviations), as the LayerNormalization kernel computes them.
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/kernel.h"
+#include "backends/cuda/nn_internal.h"
 #include "ops/fused_norm.h"
 
 namespace kiln::cuda {
@@ -18,8 +20,11 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// Element i of the row: X + Skip rounded to the dtype (and stored to `sum` when given), or X
+// alone without a Skip (plain LayerNormalization).
 template <typename T>
 __device__ __forceinline__ float rounded_sum(const T* x, const T* skip, T* sum, int64_t i) {
+  if (skip == nullptr) return load_f(x, i);
   const T s = from_f<T>(load_f(x, i) + load_f(skip, i));
   if (sum != nullptr) sum[i] = s;
   return load_f(&s, 0);
@@ -126,39 +131,42 @@ Status skip_layer_norm_run(KernelContext& ctx) {
   if (S.dtype != X.dtype || G.dtype != X.dtype || (B && B->dtype != X.dtype)) {
     return ctx.invalid("inputs differ in dtype");
   }
-  if (len > INT32_MAX) return ctx.unsupported("rows longer than 2^31 elements");
   KILN_ASSIGN_OR_RETURN(DeviceTensor * Y, ctx.allocate(0, X.dtype, X.shape));
   DeviceTensor* Sum = nullptr;
   if (ctx.num_outputs() > 1 && ctx.wants_output(1)) {
     KILN_ASSIGN_OR_RETURN(Sum, ctx.allocate(1, X.dtype, X.shape));
   }
   const int64_t rows = len > 0 ? X.numel() / len : 0;
-  if (rows == 0) return Status::Ok();
-  if ((rows + kWarpsPerBlock - 1) / kWarpsPerBlock > INT32_MAX) {
-    return ctx.unsupported("too many rows for one launch");
-  }
-  const void* bias = B ? B->data : nullptr;
-  void* sum = Sum ? Sum->data : nullptr;
-  const int n = static_cast<int>(len);
-  switch (X.dtype) {
-    case DType::kFloat32:
-      launch_for_len<float>(X.data, S.data, G.data, bias, Y->data, sum, rows, n, eps, ctx.stream());
-      break;
-    case DType::kFloat16:
-      launch_for_len<__half>(X.data, S.data, G.data, bias, Y->data, sum, rows, n, eps,
-                             ctx.stream());
-      break;
-    case DType::kBFloat16:
-      launch_for_len<__nv_bfloat16>(X.data, S.data, G.data, bias, Y->data, sum, rows, n, eps,
-                                    ctx.stream());
-      break;
-    default:
-      return ctx.unsupported_type(X.dtype);
-  }
-  return ctx.check_launch("SkipLayerNorm");
+  return launch_last_axis_layer_norm(ctx, X.dtype, X.data, S.data, G.data, B ? B->data : nullptr,
+                                     Y->data, Sum ? Sum->data : nullptr, rows, len, eps);
 }
 
 }  // namespace
+
+Status launch_last_axis_layer_norm(KernelContext& ctx, DType dtype, const void* x, const void* skip,
+                                   const void* scale, const void* bias, void* y, void* sum,
+                                   int64_t rows, int64_t len, float eps) {
+  if (rows == 0 || len == 0) return Status::Ok();
+  if (len > INT32_MAX) return ctx.unsupported("rows longer than 2^31 elements");
+  if ((rows + kWarpsPerBlock - 1) / kWarpsPerBlock > INT32_MAX) {
+    return ctx.unsupported("too many rows for one launch");
+  }
+  const int n = static_cast<int>(len);
+  switch (dtype) {
+    case DType::kFloat32:
+      launch_for_len<float>(x, skip, scale, bias, y, sum, rows, n, eps, ctx.stream());
+      break;
+    case DType::kFloat16:
+      launch_for_len<__half>(x, skip, scale, bias, y, sum, rows, n, eps, ctx.stream());
+      break;
+    case DType::kBFloat16:
+      launch_for_len<__nv_bfloat16>(x, skip, scale, bias, y, sum, rows, n, eps, ctx.stream());
+      break;
+    default:
+      return ctx.unsupported_type(dtype);
+  }
+  return ctx.check_launch(skip != nullptr ? "SkipLayerNorm" : "LayerNormalization");
+}
 
 void register_fused_norm_kernels(KernelRegistry& r) {
   r.add({ir::kKilnDomain, ops::kSkipLayerNorm, skip_layer_norm_supports, skip_layer_norm_run});

@@ -158,6 +158,13 @@ Status launch_global_pool(KernelContext& ctx, DType dtype, PoolKind kind, float 
 // ---- normalization (nn_norm.cu) ----
 
 // How a row's scale/bias index is found. Rows are contiguous slices of `len` elements.
+// LayerNorm over the last axis of [rows, len] rows, with 1-D scale and bias (bias may be null):
+// y = LN(x + skip) when skip is given (x + skip rounded to the dtype, stored to `sum` when that
+// is given), else LN(x). Warp-per-row kernel (fused_norm.cu); float32, float16, bfloat16.
+Status launch_last_axis_layer_norm(KernelContext& ctx, DType dtype, const void* x, const void* skip,
+                                   const void* scale, const void* bias, void* y, void* sum,
+                                   int64_t rows, int64_t len, float eps);
+
 enum class AffineMode : int {
   kNone = 0,          // no parameter (scale 1 / bias 0)
   kPerElement = 1,    // index j (the parameter spans the row)

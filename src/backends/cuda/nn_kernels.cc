@@ -274,6 +274,18 @@ Status rownorm_run(KernelContext& ctx) {
   }
   KILN_ASSIGN_OR_RETURN(DeviceTensor * Y, ctx.allocate(0, X.dtype, X.shape));
   a.y = Y->data;
+  // The common case (last axis, 1-D Scale/B of X's dtype, no statistics outputs) takes the
+  // warp-per-row kernel that holds the row in registers.
+  const bool stats = !kRms && ((ctx.num_outputs() > 1 && ctx.wants_output(1)) ||
+                               (ctx.num_outputs() > 2 && ctx.wants_output(2)));
+  if (!kRms && !stats && axis == X.rank() - 1 && a.scale_mode == AffineMode::kPerElement &&
+      S.dtype == X.dtype && S.rank() == 1 &&
+      (a.bias == nullptr || (a.bias_mode == AffineMode::kPerElement &&
+                             ctx.input(2).dtype == X.dtype && ctx.input(2).rank() == 1)) &&
+      (X.dtype == DType::kFloat32 || X.dtype == DType::kFloat16 || X.dtype == DType::kBFloat16)) {
+    return launch_last_axis_layer_norm(ctx, X.dtype, X.data, nullptr, S.data, a.bias, Y->data,
+                                       nullptr, a.rows, a.len, eps);
+  }
   std::vector<int64_t> stat_shape = X.shape;
   for (size_t d = static_cast<size_t>(axis); d < stat_shape.size(); ++d) stat_shape[d] = 1;
   for (int i = 1; !kRms && i < 3 && i < ctx.num_outputs(); ++i) {
