@@ -29,6 +29,11 @@ bool is_default(const ir::Node* n) {
   return n->domain.empty() || n->domain == "ai.onnx";
 }
 
+// The first input of n (null when n is null or has none).
+const ir::Value* in0(const ir::Node* n) {
+  return n != nullptr && !n->inputs.empty() ? n->inputs[0] : nullptr;
+}
+
 bool is_node(const ir::Node* n, std::string_view op) {
   return n != nullptr && n->op_type == op && is_default(n) && n->outputs.size() == 1 &&
          n->outputs[0] != nullptr;
@@ -218,9 +223,9 @@ bool match_group(const Uses& uses, const ir::Node* a, Group* g) {
 
   // Walk back from Q to the packed projection to learn x, B, S and E.
   const ir::Node* r4 = match::producer(a->inputs[0], "Reshape");
-  const ir::Node* t0 = r4 ? match::producer(r4->inputs[0], "Transpose") : nullptr;
-  const ir::Node* r3 = t0 ? match::producer(t0->inputs[0], "Reshape") : nullptr;
-  const ir::Node* ga0 = r3 ? match::producer(r3->inputs[0], "Gather") : nullptr;
+  const ir::Node* t0 = match::producer(in0(r4), "Transpose");
+  const ir::Node* r3 = match::producer(in0(t0), "Reshape");
+  const ir::Node* ga0 = match::producer(in0(r3), "Gather");
   if (ga0 == nullptr || ga0->num_inputs() != 2 || ga0->inputs[0] == nullptr) return false;
   const ir::Node* view = ga0->inputs[0]->producer;
   ir::Value* qkv = nullptr;
