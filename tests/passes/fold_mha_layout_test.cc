@@ -239,5 +239,37 @@ TEST(FoldMhaLayout, OtherMergePermStays) {
   expect_not_folded(b);
 }
 
+// Q and K from the same third (two Gathers of one index) read the same Split output.
+TEST(FoldMhaLayout, RepeatedGatherIndexFolds) {
+  Builder b;
+  Options o;
+  o.index[1] = 0;
+  b.output(vit_attention(b, o));
+  run_both(b);
+  expect_folded(b);
+  const ir::Node* a = b.find("Attention");
+  EXPECT_EQ(a->inputs[0], a->inputs[1]);
+}
+
+// The whole fusion pipeline, as a build runs it: the chain ends as FusedMatMul → Split →
+// Attention → FusedMatMul → Add, with the same CPU outputs.
+TEST(FoldMhaLayout, FusionPipelineFolds) {
+  Builder b;
+  Options o;
+  o.symbolic_batch = true;
+  b.output(vit_attention(b, o));
+  ASSERT_TRUE(ops::infer_graph_types(b.g).ok());
+  const auto feeds = pattern_test::random_feeds(b, 9);
+  const auto before = pattern_test::run_cpu(b.g, feeds);
+  passes::PassManager pm = passes::PassManager::fusion_pipeline();
+  pm.set_verify(true);
+  Status st = pm.run(b.g);
+  ASSERT_TRUE(st.ok()) << st.to_string();
+  pattern_test::expect_close(pattern_test::run_cpu(b.g, feeds), before);
+  expect_folded(b);
+  EXPECT_EQ(b.count("FusedMatMul"), 2);
+  EXPECT_EQ(b.g.nodes().size(), 5u);
+}
+
 }  // namespace
 }  // namespace kiln
