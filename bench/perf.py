@@ -13,6 +13,7 @@ PyTorch's time per call, Kiln's GPU compute time per run from `kiln bench --cuda
 import argparse
 import copy
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -107,16 +108,23 @@ def kiln_bench(a, eng, inputs, batch, work, tag):
 
 
 def kiln_profile(a, eng, inputs, batch, work, tag):
-    """Time per op type (ms per run, each layer synchronized) from `kiln bench --profile`."""
+    """Time per op type and the slowest layers (ms per run, each layer synchronized) from
+    `kiln bench --profile`; the per-layer times and `kiln inspect --json` of the engine (kernels,
+    tactics, shapes) are kept in the output folder."""
     js = os.path.join(work, f"{tag}.profile.json")
     run([a.kiln, "bench", eng, "--shapes", shapes_arg(inputs, batch), "--profile",
          "--iterations", "20", "--warmup", "0.2", "--json", js])
     with open(js) as f:
         layers = json.load(f).get("layers", [])
+    shutil.copy(js, os.path.join(a.out, f"{tag}.profile.json"))
+    _, p = run([a.kiln, "inspect", eng, "--json"])
+    with open(os.path.join(a.out, f"{tag}.inspect.json"), "w") as f:
+        f.write(p.stdout)
     by_op = {}
     for l in layers:
         by_op[l["op"]] = by_op.get(l["op"], 0.0) + l["ms"]
-    return sorted(by_op.items(), key=lambda kv: -kv[1])
+    top = sorted(((l["ms"], l["name"], l["op"]) for l in layers), reverse=True)[:10]
+    return sorted(by_op.items(), key=lambda kv: -kv[1]), top
 
 
 def kiln_output(a, eng, inputs, work, tag):
@@ -187,9 +195,8 @@ def bench_model(a, name, work):
             row[f"kiln_{prec}_err"] = kiln[prec]["err"]
             row[f"kiln_{prec}_build_s"] = (kiln[prec]["build_cold_s"], kiln[prec]["build_warm_s"])
         if a.profile:
-            row["kiln_fp16_profile"] = kiln_profile(a, kiln["fp16"]["engine"][batch], inputs,
-                                                    batch, work,
-                                                    f"{name}.fp16.b{batch}")
+            row["kiln_fp16_profile"], row["kiln_fp16_top_layers"] = kiln_profile(
+                a, kiln["fp16"]["engine"][batch], inputs, batch, work, f"{name}.fp16.b{batch}")
         rows.append(row)
         print(json.dumps(row), flush=True)
     del m16, m32
@@ -247,6 +254,8 @@ def main():
         if "kiln_fp16_profile" in r:
             top = ", ".join(f"{op} {ms:.2f}" for op, ms in r["kiln_fp16_profile"][:8])
             print(f"profile {r['model']} b{r['batch']} (ms, layers synchronized): {top}")
+            slow = ", ".join(f"{n} ({op}) {ms:.3f}" for ms, n, op in r["kiln_fp16_top_layers"][:5])
+            print(f"  slowest layers: {slow}")
 
 
 if __name__ == "__main__":
