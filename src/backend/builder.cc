@@ -213,8 +213,21 @@ Status tune_engine(runtime::EngineData& data, std::shared_ptr<runtime::EngineDat
   }
   bool changed = false;
   for (size_t i = 0; i < data.steps.size() && i < tuned->tactics.size(); ++i) {
-    if (data.steps[i].tactic != tuned->tactics[i]) changed = true;
-    data.steps[i].tactic = tuned->tactics[i];
+    runtime::StepRecord& step = data.steps[i];
+    if (step.tactic != tuned->tactics[i]) changed = true;
+    step.tactic = tuned->tactics[i];
+    // Per-profile tactics only where a later profile chose differently (kept for every
+    // profile then; a profile whose run did not reach the node keeps profile 0's).
+    std::vector<int64_t> per;
+    bool differs = false;
+    for (const std::vector<int64_t>& p : tuned->profile_tactics) {
+      const int64_t t = i < p.size() && p[i] != -1 ? p[i] : step.tactic;
+      differs |= t != step.tactic;
+      per.push_back(t);
+    }
+    if (!differs) per.clear();
+    if (per != step.profile_tactics) changed = true;
+    step.profile_tactics = std::move(per);
   }
   if (changed) {
     data.cuda_program.reset();  // the weights are on the GPU once at a time

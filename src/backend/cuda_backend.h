@@ -65,8 +65,10 @@ class TimingCache;
 
 // What the builder's tuning run chose.
 struct TuningResult {
-  std::vector<int64_t> tactics;  // per node of data.nodes (-1: nothing chosen)
-  int nodes_tuned = 0;           // nodes whose candidates were timed
+  std::vector<int64_t> tactics;  // per node of data.nodes (-1: nothing chosen), profile 0's
+  // Per profile (outer) and node: what that profile's tuning run chose (-1: nothing chosen).
+  std::vector<std::vector<int64_t>> profile_tactics;
+  int nodes_tuned = 0;  // nodes whose candidates were timed
   int candidates_timed = 0;
   int cache_hits = 0;
   std::vector<std::string> notes;  // rejected candidates, failed runs

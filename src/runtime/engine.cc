@@ -106,6 +106,17 @@ Status check_input_shape(const EngineData& data, const TensorInfo& info,
                 msg + ". Rebuild with wider --min-shapes/--max-shapes to run it.");
 }
 
+int profile_index(const EngineData& data,
+                  const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes) {
+  for (size_t p = 0; p < data.profiles.size(); ++p) {
+    bool all = true;
+    for (const auto& [name, shape] : shapes)
+      all &= profile_miss(data.profiles[p], name, shape).empty();
+    if (all) return static_cast<int>(p);
+  }
+  return 0;
+}
+
 Status check_profile_fit(const EngineData& data,
                          const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes) {
   if (data.profiles.size() <= 1) return Status::Ok();

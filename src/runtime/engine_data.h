@@ -23,6 +23,9 @@ struct StepRecord {
   Device device = Device::kCpu;
   std::string kernel;  // "cuda:Conv", "cpu:Conv", "host:Shape"
   int64_t tactic = -1;
+  // Per optimization profile when the tuning chose differently per profile (empty: `tactic`
+  // everywhere; else entry p is used for runs whose shapes fall in profile p).
+  std::vector<int64_t> profile_tactics;
   std::string precision;  // dtype the node computes in, e.g. "float16"
   std::string note;       // why it runs on the CPU in a CUDA engine, when it does
 };
@@ -65,6 +68,9 @@ Status check_input_shape(const EngineData& data, const TensorInfo& info,
 // Checks that all bound inputs fit one profile together (when the engine has profiles).
 Status check_profile_fit(const EngineData& data,
                          const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes);
+// The first profile that holds all `shapes` (0 when there is none or the engine has none).
+int profile_index(const EngineData& data,
+                  const std::vector<std::pair<std::string, std::vector<int64_t>>>& shapes);
 
 // Copies a HostTensor into a kiln::Tensor after checking dtype and byte size.
 StatusOr<Tensor> tensor_from_host(const std::string& name, const HostTensor& h);

@@ -86,13 +86,11 @@ StatusOr<std::vector<uint8_t>> serialize_engine(const EngineData& data,
                {"model_path", data.model->path}};
   json steps = json::array();
   for (const StepRecord& s : data.steps) {
-    steps.push_back({{"name", s.name},
-                     {"op", s.op},
-                     {"device", device_name(s.device)},
-                     {"kernel", s.kernel},
-                     {"tactic", s.tactic},
-                     {"precision", s.precision},
-                     {"note", s.note}});
+    json step = {{"name", s.name},     {"op", s.op},         {"device", device_name(s.device)},
+                 {"kernel", s.kernel}, {"tactic", s.tactic}, {"precision", s.precision},
+                 {"note", s.note}};
+    if (!s.profile_tactics.empty()) step["profile_tactics"] = s.profile_tactics;
+    steps.push_back(std::move(step));
   }
   json profiles = json::array();
   for (const OptimizationProfile& p : data.profiles) {
@@ -183,6 +181,10 @@ StatusOr<std::shared_ptr<EngineData>> load_engine_data(
     get_to(s, "name", &r.name);
     get_to(s, "kernel", &r.kernel);
     get_to(s, "tactic", &r.tactic);
+    if (s.contains("profile_tactics") && (!get_to(s, "profile_tactics", &r.profile_tactics) ||
+                                          r.profile_tactics.size() > profiles.size())) {
+      return invalid_model(path + ": the profile tactics of step '" + r.name + "' are malformed");
+    }
     get_to(s, "precision", &r.precision);
     get_to(s, "note", &r.note);
     r.device = dev == "cuda" ? Device::kCuda : Device::kCpu;
@@ -282,6 +284,13 @@ std::string describe_engine(const EngineData& data, const engine::TargetInfo& ta
               {"kernel", s.kernel}, {"tactic", s.tactic}, {"precision", s.precision},
               {"inputs", ins},      {"outputs", outs}};
     if (s.tactic != -1) l["algorithm"] = backend::describe_tactic(s.tactic);
+    if (!s.profile_tactics.empty()) {
+      json per = json::array();
+      for (int64_t t : s.profile_tactics) {
+        per.push_back(t == -1 ? std::string("default") : backend::describe_tactic(t));
+      }
+      l["profile_algorithms"] = per;
+    }
     if (!s.note.empty()) l["note"] = s.note;
     j["layers"].push_back(l);
   }

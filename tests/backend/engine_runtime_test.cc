@@ -385,3 +385,51 @@ TEST(EngineRuntime, BuildsAreByteIdentical) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// Tactics chosen per optimization profile survive the engine file, are refused when they name
+// more profiles than the engine has, and a run's shapes select the first profile that holds them.
+TEST(EngineRuntime, PerProfileTacticsRoundTrip) {
+  BuilderConfig c = cpu_config();
+  OptimizationProfile small, large;
+  small.inputs["x"] = {{1, 3, 32, 32}, {1, 3, 32, 32}, {4, 3, 32, 32}};
+  large.inputs["x"] = {{5, 3, 32, 32}, {8, 3, 32, 32}, {16, 3, 32, 32}};
+  c.profiles = {small, large};
+  auto bytes = build_engine(model_path("example_traced.onnx"), c);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().to_string();
+  auto f = engine::EngineFile::from_bytes(*bytes);
+  ASSERT_TRUE(f.ok());
+  auto data = runtime::load_engine_data(*f);
+  ASSERT_TRUE(data.ok()) << data.status().to_string();
+  ASSERT_FALSE((*data)->steps.empty());
+  EXPECT_EQ(runtime::profile_index(**data, {{"x", {2, 3, 32, 32}}}), 0);
+  EXPECT_EQ(runtime::profile_index(**data, {{"x", {8, 3, 32, 32}}}), 1);
+  EXPECT_EQ(runtime::profile_index(**data, {{"x", {64, 3, 32, 32}}}), 0);  // none: the first
+
+  auto target = runtime::current_target(Device::kCpu);
+  ASSERT_TRUE(target.ok());
+  (*data)->steps[0].profile_tactics = {-1, 7};
+  auto out = runtime::serialize_engine(**data, *target);
+  ASSERT_TRUE(out.ok()) << out.status().to_string();
+  auto f2 = engine::EngineFile::from_bytes(*out);
+  ASSERT_TRUE(f2.ok());
+  auto again = runtime::load_engine_data(*f2);
+  ASSERT_TRUE(again.ok()) << again.status().to_string();
+  EXPECT_EQ((*again)->steps[0].profile_tactics, (std::vector<int64_t>{-1, 7}));
+  EXPECT_TRUE((*again)->steps[1].profile_tactics.empty());
+
+  (*data)->steps[0].profile_tactics = {-1, 7, 9};  // three entries, two profiles
+  out = runtime::serialize_engine(**data, *target);
+  ASSERT_TRUE(out.ok());
+  f2 = engine::EngineFile::from_bytes(*out);
+  ASSERT_TRUE(f2.ok());
+  again = runtime::load_engine_data(*f2);
+  ASSERT_FALSE(again.ok());
+  EXPECT_NE(again.status().message().find("profile tactics"), std::string::npos)
+      << again.status().message();
+}
+
+}  // namespace
+}  // namespace kiln

@@ -73,6 +73,7 @@ class CudaContext final : public ExecutionContext {
       ins.push_back(std::move(in));
     }
     KILN_RETURN_IF_ERROR(runtime::check_profile_fit(*data_, shapes));
+    ex_->set_profile(runtime::profile_index(*data_, shapes));
     host_outputs_.clear();
     cudaStream_t s = static_cast<cudaStream_t>(stream);
     KILN_RETURN_IF_ERROR(ex_->run(ins, s));
@@ -208,6 +209,7 @@ StatusOr<std::shared_ptr<const void>> create_cuda_program(const runtime::EngineD
     c.gpu = data.steps[i].device == Device::kCuda;
     c.host_math = data.steps[i].note == kShapeComputationNote;
     c.tactic = data.steps[i].tactic;
+    c.profile_tactics = data.steps[i].profile_tactics;
     choices[data.nodes[i]] = c;
   }
   cuda::ProgramOptions po;

@@ -126,6 +126,7 @@ Status Program::prepare(const ir::Graph& graph,
         (n.op_type == "If" || n.op_type == "Loop" || n.op_type == "Scan") && default_domain;
     if (it != choices.end() && it->second.gpu && !s.metadata_only) {
       s.tactic = it->second.tactic;
+      s.profile_tactics = it->second.profile_tactics;
       if (!control) {
         s.gpu = KernelRegistry::global().find(n.domain, n.op_type);
         if (s.gpu == nullptr) {
@@ -280,6 +281,7 @@ struct Executor::Impl : public KernelServices {
   bool use_graphs = false;
   bool profiling = false;
   StepTuner* tuner = nullptr;
+  int opt_profile = 0;  // optimization profile of the current run's shapes (selects tactics)
   std::map<std::string, GraphEntry> graphs;
   std::vector<RunOutput> outputs;
   std::vector<std::shared_ptr<Block>> kept;
@@ -814,7 +816,8 @@ Status Executor::Impl::run_gpu_step(const Program::Step& st, DScope& scope) {
     KILN_RETURN_IF_ERROR(tuner->tune(runs));
     KILN_ASSIGN_OR_RETURN(outs, runs.take_finished());
   } else {
-    KILN_RETURN_IF_ERROR(run_kernel(st, dev_in, host_in, slots, st.tactic, nullptr, &outs));
+    KILN_RETURN_IF_ERROR(
+        run_kernel(st, dev_in, host_in, slots, st.tactic_for(opt_profile), nullptr, &outs));
   }
   for (size_t i = 0; i < n.outputs.size(); ++i) {
     const ir::Value* v = n.outputs[i];
@@ -1209,6 +1212,9 @@ void Executor::set_profiling(bool on) {
 }
 void Executor::set_tuner(StepTuner* tuner) {
   impl_->tuner = tuner;
+}
+void Executor::set_profile(int profile) {
+  impl_->opt_profile = profile;
 }
 const std::vector<StepTime>& Executor::profile() const {
   return impl_->profile;

@@ -25,6 +25,7 @@ struct NodeChoice {
   bool gpu = false;
   bool host_math = false;  // a shape computation on the host: its results depend on shapes only
   int64_t tactic = -1;
+  std::vector<int64_t> profile_tactics;  // per optimization profile (empty: `tactic` for all)
 };
 
 struct ProgramOptions {
@@ -48,6 +49,12 @@ class Program {
     cpu::KernelFn cpu = nullptr;
     const ops::OpDef* def = nullptr;
     int64_t tactic = -1;
+    std::vector<int64_t> profile_tactics;  // per optimization profile (empty: `tactic`)
+    int64_t tactic_for(int profile) const {
+      return profile >= 0 && profile < static_cast<int>(profile_tactics.size())
+                 ? profile_tactics[static_cast<size_t>(profile)]
+                 : tactic;
+    }
     bool metadata_only = false;  // Shape / Size: read shapes, never data
     bool gpu_if = false;         // If: condition read on the host, branch run by this executor
     bool gpu_loop = false;  // Loop: trip count and condition on the host, body by this executor
@@ -167,6 +174,8 @@ class Executor {
   const std::vector<StepTime>& profile() const;
   // Tuning mode (null: off): tunable GPU steps go through `tuner`; no CUDA graphs while on.
   void set_tuner(StepTuner* tuner);
+  // The optimization profile the next runs' input shapes fall in: steps use its tactics.
+  void set_profile(int profile);
   // Arena bytes of the largest plan so far.
   uint64_t arena_bytes() const;
 

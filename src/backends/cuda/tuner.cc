@@ -103,10 +103,14 @@ Tuner::~Tuner() {
 void Tuner::begin_profile(int index) {
   profile_ = index;
   seen_.clear();
+  if (by_profile_.size() <= static_cast<size_t>(index)) by_profile_.resize(index + 1);
 }
 
 void Tuner::choose(const ir::Node* n, int64_t tactic) {
   if (chosen_.count(n) == 0) chosen_[n] = tactic;
+  if (by_profile_.size() <= static_cast<size_t>(profile_)) by_profile_.resize(profile_ + 1);
+  auto& mine = by_profile_[static_cast<size_t>(profile_)];
+  if (mine.count(n) == 0) mine[n] = tactic;
 }
 
 StatusOr<float> Tuner::time_tactic(TunableStep& step, int64_t tactic, int* last_run) {
@@ -401,6 +405,14 @@ StatusOr<TuningResult> cuda_tune(std::shared_ptr<const runtime::EngineData> data
   for (size_t i = 0; i < data->nodes.size(); ++i) {
     auto it = tuner.chosen().find(data->nodes[i]);
     if (it != tuner.chosen().end()) result.tactics[i] = it->second;
+  }
+  for (const auto& chosen : tuner.chosen_by_profile()) {
+    std::vector<int64_t> t(data->nodes.size(), -1);
+    for (size_t i = 0; i < data->nodes.size(); ++i) {
+      auto it = chosen.find(data->nodes[i]);
+      if (it != chosen.end()) t[i] = it->second;
+    }
+    result.profile_tactics.push_back(std::move(t));
   }
   result.nodes_tuned = tuner.nodes_tuned();
   result.candidates_timed = tuner.candidates_timed();

@@ -63,8 +63,12 @@ class Tuner final : public StepTuner {
   void begin_profile(int index);
   Status tune(TunableStep& step) override;
 
-  // The tactic chosen per node (nodes absent: not reached or nothing to choose).
+  // The tactic chosen per node in the first profile (nodes absent: not reached or nothing to
+  // choose), and per profile.
   const std::unordered_map<const ir::Node*, int64_t>& chosen() const { return chosen_; }
+  const std::vector<std::unordered_map<const ir::Node*, int64_t>>& chosen_by_profile() const {
+    return by_profile_;
+  }
   int nodes_tuned() const { return nodes_tuned_; }
   int candidates_timed() const { return candidates_timed_; }
   int cache_hits() const { return cache_hits_; }
@@ -86,6 +90,7 @@ class Tuner final : public StepTuner {
   int profile_ = 0;
   std::unordered_set<const ir::Node*> seen_;  // tuned in the current profile
   std::unordered_map<const ir::Node*, int64_t> chosen_;
+  std::vector<std::unordered_map<const ir::Node*, int64_t>> by_profile_;
   int nodes_tuned_ = 0, candidates_timed_ = 0, cache_hits_ = 0;
   std::vector<std::string> notes_;
   std::vector<cudaEvent_t> events_;
