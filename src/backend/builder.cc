@@ -283,6 +283,8 @@ StatusOr<std::shared_ptr<runtime::EngineData>> build_engine_data(const std::stri
     // After precision (the convolutions' dtypes are final) and the fusions: NHWC convolutions.
     StatusOr<bool> laid_out = passes::layout_nhwc(g);
     if (!laid_out.ok()) return laid_out.take_status().with_context(onnx_path);
+    StatusOr<bool> copies = passes::fuse_layout_copy(g);
+    if (!copies.ok()) return copies.take_status().with_context(onnx_path);
   }
   data->device = config.device;
   data->options.tf32 = config.tf32;

@@ -95,11 +95,16 @@ ir::Attribute int_attr(const char* name, int64_t v) {
 StatusOr<bool> fold_attention_heads(ir::Graph& graph) {
   const Uses uses(graph);
   match::Claims claims;
-  std::vector<match::Replacement> reps;
+  std::vector<Fold> found;
   for (const auto& np : graph.nodes()) {
     Fold f;
     if (!match_fold(uses, np.get(), &f) || claims.any(f.nodes)) continue;
     claims.take(f.nodes);
+    found.push_back(std::move(f));
+  }
+  if (found.empty()) return false;
+  std::vector<match::Replacement> reps;
+  for (const Fold& f : found) {  // nodes are added after the walk over the graph's nodes
     const ir::Node* a = f.attention;
     ir::Node* n = graph.add_node("Attention", a->domain, a->name + "/3d");
     n->opset = a->opset;
@@ -111,7 +116,6 @@ StatusOr<bool> fold_attention_heads(ir::Graph& graph) {
     n->attrs.push_back(int_attr("kv_num_heads", f.heads[1]));
     reps.push_back(match::Replacement{f.nodes.back(), f.nodes, {n}});
   }
-  if (reps.empty()) return false;
   match::splice(graph, reps);
   return true;
 }

@@ -402,12 +402,16 @@ StatusOr<bool> fold_mha_layout(ir::Graph& graph) {
   const Uses uses(graph);
   match::Claims claims;
   std::vector<match::Replacement> reps;
+  std::vector<Group> found;
   for (const auto& np : graph.nodes()) {
     Group g;
     if (!match_group(uses, np.get(), &g) || !close_group(uses, &g) || claims.any(g.nodes)) {
       continue;
     }
     claims.take(g.nodes);
+    found.push_back(std::move(g));
+  }
+  for (Group& g : found) {  // nodes are added after the walk over the graph's nodes
     const auto& dx = g.x->type.shape.dims;
     const DType dt = g.in_proj->outputs[0]->type.dtype;
     const ir::Node* a = g.attention;

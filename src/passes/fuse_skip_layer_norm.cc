@@ -84,11 +84,16 @@ bool match_skip(const Uses& uses, const ir::Node* ln, Match* m) {
 StatusOr<bool> fuse_skip_layer_norm(ir::Graph& graph) {
   const Uses uses(graph);
   match::Claims claims;
-  std::vector<match::Replacement> reps;
+  std::vector<Match> found;
   for (const auto& np : graph.nodes()) {
     Match m;
     if (!match_skip(uses, np.get(), &m) || claims.any({m.add, m.ln})) continue;
     claims.take({m.add, m.ln});
+    found.push_back(m);
+  }
+  if (found.empty()) return false;
+  std::vector<match::Replacement> reps;
+  for (const Match& m : found) {  // nodes are added after the walk over the graph's nodes
     ir::Node* n = graph.add_node(ops::kSkipLayerNorm, ir::kKilnDomain, m.ln->name + "/skip");
     n->opset = 1;
     n->inputs = {m.add->inputs[0], m.add->inputs[1], m.ln->inputs[1]};
@@ -103,7 +108,6 @@ StatusOr<bool> fuse_skip_layer_norm(ir::Graph& graph) {
     // At the Add's place: Scale and B are constants, and the Sum's other readers follow the Add.
     reps.push_back(match::Replacement{m.add, {m.add, m.ln}, {n}});
   }
-  if (reps.empty()) return false;
   match::splice(graph, reps);
   return true;
 }

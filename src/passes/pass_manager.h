@@ -41,6 +41,8 @@ struct LayoutOptions {
 };
 StatusOr<bool> layout_nhwc_with(ir::Graph& graph, const LayoutOptions& opts);
 StatusOr<bool> layout_nhwc(ir::Graph& graph);  // default options
+// After layout_nhwc: Cast → Transpose → Pad at a region's edge as one kiln.CastTransposePad.
+StatusOr<bool> fuse_layout_copy(ir::Graph& graph);
 
 class PassManager {
  public:

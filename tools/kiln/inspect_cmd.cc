@@ -119,6 +119,8 @@ int inspect_command(const InspectOptions& o) {
     if (o.cuda && !o.no_optimize) {
       StatusOr<bool> r = passes::layout_nhwc(g);
       if (!r.ok()) return report_error(r.status());
+      r = passes::fuse_layout_copy(g);
+      if (!r.ok()) return report_error(r.status());
     }
     std::cout << ir::print_graph(g);
     return kExitOk;

@@ -6,12 +6,14 @@ namespace kiln::cuda {
 void register_fused_conv_kernels(KernelRegistry& r);
 void register_fused_matmul_kernels(KernelRegistry& r);
 void register_fused_norm_kernels(KernelRegistry& r);
+void register_layout_copy_kernels(KernelRegistry& r);
 void register_fused_pointwise_kernels(KernelRegistry& r);
 
 void register_fused_kernels(KernelRegistry& r) {
   register_fused_conv_kernels(r);
   register_fused_matmul_kernels(r);
   register_fused_norm_kernels(r);
+  register_layout_copy_kernels(r);
   register_fused_pointwise_kernels(r);
 }
 
