@@ -276,6 +276,34 @@ TEST(CudaTuning, DamagedOrForeignCacheIsIgnoredWithAWarning) {
   EXPECT_EQ(foreign.cache_hits, 0);
 }
 
+TEST(CudaTuning, TwoProfilesKeepTheirOwnTactics) {
+  REQUIRE_GPU();
+  // Profiles tuned at batch 1 and at batch 32: each run takes the tactics of the profile its
+  // shape falls in (the steps' profile_tactics when the choices differ) and matches the CPU.
+  const std::string model = write_model("profiles");
+  BuilderConfig c = gpu_config(false, 3);
+  c.profiles.clear();
+  OptimizationProfile one, many;
+  one.inputs["x"] = {{1, 16, 24, 24}, {1, 16, 24, 24}, {2, 16, 24, 24}};
+  many.inputs["x"] = {{3, 16, 24, 24}, {32, 16, 24, 24}, {32, 16, 24, 24}};
+  c.profiles = {one, many};
+  auto tuned = load(build_bytes(model, c));
+  BuilderConfig cc;
+  cc.device = Device::kCpu;
+  cc.opt_level = 0;
+  auto cpu = load(build_bytes(model, cc));
+  ASSERT_TRUE(tuned && cpu);
+  const std::string info = tuned->describe_json();
+  std::printf("[ per-profile tactics ] %s\n", info.find("profile_algorithms") != std::string::npos
+                                                  ? "differ for some layers"
+                                                  : "the same for every layer");
+  for (int64_t n : {1, 2, 3, 17, 32}) {
+    HostTensor a = run(*tuned, n), b = run(*cpu, n);
+    ASSERT_EQ(a.shape, b.shape);
+    EXPECT_LT(rel_error(a, b), 1e-4) << "batch " << n;
+  }
+}
+
 TEST(CudaTuning, EveryTacticOfATunedEngineRunsAtEveryProfileShape) {
   REQUIRE_GPU();
   // The tactics were chosen at batch 4; at batch 1 and 8 each either applies or falls back to
