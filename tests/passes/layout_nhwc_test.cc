@@ -266,7 +266,9 @@ TEST(LayoutNhwc, TransposesStayOnTheNarrowSideOfCasts) {
   run_and_compare(b, {kLayout}, 1e-3);
   EXPECT_EQ(b.count("Transpose"), 2);
   for (const auto& n : b.g.nodes()) {
-    if (n->op_type == "Transpose") EXPECT_EQ(n->outputs[0]->type.dtype, DType::kFloat16);
+    if (n->op_type == "Transpose") {
+      EXPECT_EQ(n->outputs[0]->type.dtype, DType::kFloat16);
+    }
   }
   EXPECT_EQ(b.g.outputs[0]->type.dtype, DType::kFloat32);
 }
