@@ -469,4 +469,30 @@ std::span<const uint8_t> EngineFile::section(SectionKind k) const {
   return it == by_kind_.end() ? std::span<const uint8_t>() : it->second;
 }
 
+void repair_framing(std::vector<uint8_t>& bytes) {
+  const uint64_t size = bytes.size();
+  if (size < kPrefixSize || std::memcmp(bytes.data(), kMagic, 8) != 0) return;
+  uint8_t* data = bytes.data();
+  std::memcpy(data + kOffFileSize, &size, 8);
+  const uint32_t header_size = rd32(data + kOffHeaderSize);
+  const uint32_t count = rd32(data + kOffSectionCount);
+  const uint32_t payload_size = rd32(data + kOffPayloadSize);
+  const uint64_t table_offset = align_up(uint64_t{kPrefixSize} + payload_size, 8);
+  // Section CRCs first (they are part of the header's).
+  if (count <= kMaxSections && table_offset + uint64_t{kSectionEntrySize} * count <= size) {
+    for (uint32_t i = 0; i < count; ++i) {
+      uint8_t* e = data + table_offset + uint64_t{kSectionEntrySize} * i;
+      const uint64_t off = rd64(e + 8);
+      const uint64_t len = rd64(e + 16);
+      if (off > size || len > size - off) continue;
+      const uint32_t c = crc32c(data + off, static_cast<size_t>(len));
+      std::memcpy(e + 24, &c, 4);
+    }
+  }
+  if (header_size < kPrefixSize || header_size > size) return;
+  std::memset(data + kOffHeaderCrc, 0, 4);
+  const uint32_t crc = crc32c(data, header_size);
+  std::memcpy(data + kOffHeaderCrc, &crc, 4);
+}
+
 }  // namespace kiln::engine

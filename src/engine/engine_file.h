@@ -126,6 +126,11 @@ class EngineFile {
   std::map<uint32_t, std::span<const uint8_t>> by_kind_;
 };
 
+// Rewrites the recorded file size and every checksum (header and sections) of `bytes` to match
+// its contents, as far as its framing can be read; a no-op on bytes without the magic. For
+// fuzzing and its regression tests: a mutated file then reaches the decoders behind the checks.
+void repair_framing(std::vector<uint8_t>& bytes);
+
 // Compares the engine's target with this machine's: OK, or kDeviceMismatch with a message naming
 // both sides and the remedy, e.g. "engine built for sm_90 (NVIDIA H100 80GB HBM3) with CUDA 13.0,
 // cuDNN 9.14; this GPU is sm_89 (NVIDIA L4): rebuild it with `kiln build`". Rules: the device

@@ -124,9 +124,20 @@ Status check_target(const TargetInfo& engine, const TargetInfo& here, std::strin
 std::string host_cpu_isa() {
 #if defined(__x86_64__) || defined(_M_X64)
   __builtin_cpu_init();
+#if defined(__clang__)
+  // Clang (14) knows no level names here: the levels' main features instead.
+  const bool v2 = __builtin_cpu_supports("sse4.2") && __builtin_cpu_supports("popcnt") &&
+                  __builtin_cpu_supports("ssse3");
+  const bool v3 = v2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                  __builtin_cpu_supports("bmi") && __builtin_cpu_supports("bmi2");
+  const bool v4 = v3 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                  __builtin_cpu_supports("avx512cd") && __builtin_cpu_supports("avx512dq") &&
+                  __builtin_cpu_supports("avx512vl");
+#else
   const bool v2 = __builtin_cpu_supports("x86-64-v2");
   const bool v3 = __builtin_cpu_supports("x86-64-v3");
   const bool v4 = __builtin_cpu_supports("x86-64-v4");
+#endif
   return v4 ? "x86-64-v4" : v3 ? "x86-64-v3" : v2 ? "x86-64-v2" : "x86-64";
 #elif defined(__aarch64__)
   return "aarch64";

@@ -34,6 +34,13 @@ StatusOr<std::unique_ptr<ir::Model>> load_model_from_bytes(std::span<const uint8
 // Reads a serialized TensorProto, SequenceProto, OptionalProto or MapProto (the .pb files of the
 // ONNX test layout). `expected` tells which message the file holds (kUnknown: TensorProto).
 StatusOr<Datum> read_value_file(const std::string& path, const ir::TypeInfo& expected = {});
+// Same from bytes in memory (`name` is used in messages). External data resolves against
+// `base_dir` when given, else is refused; `owner` (may be null) keeps `bytes` alive for zero-copy
+// views, without one the bytes must outlive the result.
+StatusOr<Datum> read_value_bytes(std::span<const uint8_t> bytes, const std::string& name,
+                                 const std::string& base_dir = {},
+                                 std::shared_ptr<const void> owner = nullptr,
+                                 const ir::TypeInfo& expected = {});
 // Writes a tensor as a serialized TensorProto.
 Status write_tensor_file(const std::string& path, const Tensor& tensor,
                          const std::string& name = {});

@@ -159,13 +159,19 @@ StatusOr<Datum> read_value_file(const std::string& path, const ir::TypeInfo& exp
   std::string dir = ".";
   const size_t slash = path.find_last_of('/');
   if (slash != std::string::npos) dir = slash == 0 ? "/" : path.substr(0, slash);
-  TensorDecoder dec(path, dir, mf.owner);
+  return read_value_bytes(mf.bytes, path, dir, mf.owner, expected);
+}
+
+StatusOr<Datum> read_value_bytes(std::span<const uint8_t> bytes, const std::string& path,
+                                 const std::string& base_dir, std::shared_ptr<const void> owner,
+                                 const ir::TypeInfo& expected) {
+  TensorDecoder dec(path, base_dir, std::move(owner));
   StatusOr<Datum> out = Status(StatusCode::kInternal, "unset");
   switch (expected.kind) {
     case ir::TypeInfo::Kind::kUnknown:
     case ir::TypeInfo::Kind::kTensor: {
       proto::TensorProto t;
-      Status s = proto::parse_tensor(mf.bytes, &t);
+      Status s = proto::parse_tensor(bytes, &t);
       if (!s.ok()) return s.with_context(path);
       StatusOr<Tensor> x = dec.decode(t);
       if (!x.ok()) return x.take_status().with_context(path);
@@ -173,21 +179,21 @@ StatusOr<Datum> read_value_file(const std::string& path, const ir::TypeInfo& exp
     }
     case ir::TypeInfo::Kind::kSequence: {
       proto::SequenceProto sp;
-      Status s = proto::parse_sequence(mf.bytes, &sp);
+      Status s = proto::parse_sequence(bytes, &sp);
       if (!s.ok()) return s.with_context(path);
       out = sequence_datum(sp, dec, &expected);
       break;
     }
     case ir::TypeInfo::Kind::kOptional: {
       proto::OptionalProto op;
-      Status s = proto::parse_optional(mf.bytes, &op);
+      Status s = proto::parse_optional(bytes, &op);
       if (!s.ok()) return s.with_context(path);
       out = optional_datum(op, dec, &expected);
       break;
     }
     case ir::TypeInfo::Kind::kMap: {
       proto::MapProto mp;
-      Status s = proto::parse_map(mf.bytes, &mp);
+      Status s = proto::parse_map(bytes, &mp);
       if (!s.ok()) return s.with_context(path);
       out = map_datum(mp, dec);
       break;

@@ -15,7 +15,7 @@ using nlohmann::json;
 const char* kCpuIsa = "x86-64-v3";
 
 std::vector<uint8_t> to_bytes(const json& j) {
-  std::string s = j.dump();
+  std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
   return std::vector<uint8_t>(s.begin(), s.end());
 }
 
@@ -294,7 +294,8 @@ std::string describe_engine(const EngineData& data, const engine::TargetInfo& ta
     if (!s.note.empty()) l["note"] = s.note;
     j["layers"].push_back(l);
   }
-  return j.dump(2);
+  // Names come from the engine file and need not be valid UTF-8: replaced, never thrown on.
+  return j.dump(2, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace kiln::runtime

@@ -133,6 +133,9 @@ Status topk_kernel(KernelContext& ctx) {
     using T = typename decltype(tag)::type;
     const T* xp = x.data<T>();
     T* vp = vals->mutable_data<T>();
+    // A copy local to this lambda: clang does not let the comparator below name a variable of
+    // the enclosing function from inside the OpenMP region.
+    const bool want_largest = largest;
     const bool parallel = x.numel() >= kParallelMinWork && outer * inner > 1;
 #pragma omp parallel for schedule(dynamic, 16) if (parallel)
     for (int64_t oi = 0; oi < outer * inner; ++oi) {
@@ -142,8 +145,8 @@ Status topk_kernel(KernelContext& ctx) {
       std::iota(order.begin(), order.end(), int64_t{0});
       auto cmp = [&](int64_t a, int64_t b) {
         const KeyOf<T> va = key_of(s[a * inner]), vb = key_of(s[b * inner]);
-        if (largest ? greater_key(va, vb) : less_key(va, vb)) return true;
-        if (largest ? greater_key(vb, va) : less_key(vb, va)) return false;
+        if (want_largest ? greater_key(va, vb) : less_key(va, vb)) return true;
+        if (want_largest ? greater_key(vb, va) : less_key(vb, va)) return false;
         return a < b;
       };
       std::partial_sort(order.begin(), order.begin() + k, order.end(), cmp);
