@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <ostream>
 #include <random>
 #include <string>
 #include <thread>
@@ -68,6 +69,10 @@ struct Case {
   std::string model;
   int64_t dyn;  // value of the dynamic dims
 };
+
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.model << " dyn " << c.dyn;
+}
 
 class ConcurrencyStress : public ::testing::TestWithParam<Case> {};
 

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <memory>
+#include <ostream>
 #include <random>
 #include <string>
 #include <thread>
@@ -75,6 +76,10 @@ struct Case {
   std::string model;
   bool fp16;
 };
+
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.model << (c.fp16 ? " fp16" : "");
+}
 
 class CudaConcurrencyStress : public ::testing::TestWithParam<Case> {};
 
