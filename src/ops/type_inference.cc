@@ -1,5 +1,6 @@
 #include "ops/type_inference.h"
 
+#include "core/tensor.h"
 #include "ops/op_registry.h"
 #include "ops/shape_value.h"
 
@@ -85,6 +86,30 @@ const Tensor* known_constant(const ir::Value& v) {
   return &a->t;
 }
 
+// A tensor output whose static shape asks for more than Kiln would ever allocate for one tensor
+// (a Reshape, Expand, Tile or ConstantOfShape to 2^40 elements, say) is refused here, at build
+// time, before anything tries to allocate it.
+Status check_static_size(const ir::Node& node, const ir::Value& v) {
+  const ir::TypeInfo& t = v.type;
+  if (!t.is_tensor() || t.dtype == DType::kUndefined || !t.shape.fully_known()) return Status::Ok();
+  const std::vector<int64_t> shape = t.shape.values();
+  uint64_t n = 1;
+  bool over = false;
+  for (int64_t d : shape) {
+    if (d <= 0) return Status::Ok();  // empty (negative dims are reported elsewhere)
+    if (n > (uint64_t{1} << 60) / static_cast<uint64_t>(d)) over = true;
+    if (!over) n *= static_cast<uint64_t>(d);
+  }
+  const uint64_t bytes = over ? 0 : dtype_storage_bytes(t.dtype, n);
+  if (!over && bytes <= kDefaultMaxTensorBytes) return Status::Ok();
+  return node.error(
+      StatusCode::kOutOfRange,
+      "output '" + v.name + "' is " + t.to_string() + ", " +
+          (over ? std::string("more than 2^60 elements") : std::to_string(bytes) + " bytes") +
+          ": over the limit of " + std::to_string(kDefaultMaxTensorBytes) +
+          " bytes for one tensor");
+}
+
 }  // namespace
 
 Status infer_graph_types(ir::Graph& graph) {
@@ -126,6 +151,7 @@ Status infer_graph_types(ir::Graph& graph) {
     for (size_t i = 0; i < node.outputs.size(); ++i) {
       if (ir::Value* v = node.outputs[i]) {
         KILN_RETURN_IF_ERROR(merge_type(node, *v, ctx.outputs()[i]));
+        KILN_RETURN_IF_ERROR(check_static_size(node, *v));
       }
     }
     if (node.has_output(0) && !node.outputs[0]->constant) {

@@ -367,10 +367,12 @@ namespace {
 // Building twice with the same model and options gives the same bytes (no clock, address or
 // hash-order dependence), with and without fusions and in reduced precision.
 TEST(EngineRuntime, BuildsAreByteIdentical) {
-  const std::string bert_layer =
-      std::string(KILN_SOURCE_DIR) + "/tests/passes/data/bert_layer.onnx";
+  const std::string data = std::string(KILN_SOURCE_DIR) + "/tests/passes/data/";
+  // Fused ones among them: attention, layer norm, GELU and matmul epilogues (bert_layer,
+  // vit_block), attention with a dynamic sequence (bert_attention_dyn).
   for (const std::string& model :
-       {model_path("example_traced.onnx"), model_path("example_if.onnx"), bert_layer}) {
+       {model_path("example_traced.onnx"), model_path("example_if.onnx"), data + "bert_layer.onnx",
+        data + "vit_block.onnx", data + "bert_attention_dyn.onnx"}) {
     for (int variant = 0; variant < 3; ++variant) {
       BuilderConfig c = cpu_config();
       if (variant == 1) c.fp16 = true;
@@ -381,6 +383,25 @@ TEST(EngineRuntime, BuildsAreByteIdentical) {
       EXPECT_TRUE(*a == *b) << model << " variant " << variant;
     }
   }
+}
+
+// Builds running at the same time on several threads give the same bytes as one alone.
+TEST(EngineRuntime, ConcurrentBuildsAreByteIdentical) {
+  const std::string model = std::string(KILN_SOURCE_DIR) + "/tests/passes/data/bert_layer.onnx";
+  BuilderConfig c = cpu_config();
+  c.fp16 = true;
+  auto want = build_engine(model, c);
+  ASSERT_TRUE(want.ok()) << want.status().to_string();
+  std::vector<std::vector<uint8_t>> got(4);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < got.size(); ++t) {
+    threads.emplace_back([&, t] {
+      auto b = build_engine(model, c);
+      if (b.ok()) got[t] = std::move(*b);
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (size_t t = 0; t < got.size(); ++t) EXPECT_TRUE(got[t] == *want) << "thread " << t;
 }
 
 }  // namespace

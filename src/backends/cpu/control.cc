@@ -2,17 +2,18 @@
 // are in control_sequence.cc.
 //
 // Loop guards: a Loop with neither a trip count nor a condition input can never stop and is
-// refused; any Loop stops with an error after kMaxLoopIterations iterations (a model that
-// really needs more is not one the reference backend can run in useful time), and the scan
-// outputs it collects may not grow past the executor's tensor size limit.
+// refused; a trip count over the executor's iteration limit (Executor::Options, 10^8 unless told
+// otherwise: a model that really needs more is not one the reference backend can run in useful
+// time) is refused before the first iteration when no condition input could stop the loop
+// sooner, and any Loop stops with an error at that limit; the scan outputs it collects may not
+// grow past the executor's tensor size limit, which a loop without a condition input checks
+// after its first iteration against the whole trip count.
 #include <algorithm>
 
 #include "backends/cpu/control_util.h"
 
 namespace kiln::cpu {
 namespace {
-
-constexpr int64_t kMaxLoopIterations = 100'000'000;
 
 // Reads a one-element bool tensor (a condition).
 StatusOr<bool> read_condition(const KernelContext& ctx, const Datum& d, const std::string& what) {
@@ -79,6 +80,7 @@ class ScanCollector {
     return Status::Ok();
   }
   std::vector<Tensor>& parts() { return parts_; }
+  uint64_t bytes() const { return bytes_; }
 
  private:
   std::vector<Tensor> parts_;
@@ -131,6 +133,12 @@ Status loop_kernel(KernelContext& ctx) {
   if (!has_m && !has_cond) {
     return ctx.unsupported("has neither a trip count nor a condition: the loop would never end");
   }
+  const int64_t max_iterations = ctx.max_loop_iterations();
+  if (has_m && !has_cond && trip > max_iterations) {
+    return ctx.out_of_range("trip count M = " + std::to_string(trip) + " is over the limit of " +
+                            std::to_string(max_iterations) +
+                            " iterations and no condition input could end the loop sooner");
+  }
   std::vector<Datum> carried;
   for (int i = 0; i < n_carried; ++i) {
     const Datum& d = ctx.input(i + 2);
@@ -142,9 +150,9 @@ Status loop_kernel(KernelContext& ctx) {
   std::vector<ScanCollector> scans(static_cast<size_t>(n_scan));
   int64_t it = 0;
   for (; (!has_m || it < trip) && cond; ++it) {
-    if (it >= kMaxLoopIterations) {
-      return ctx.out_of_range("stopped after " + std::to_string(kMaxLoopIterations) +
-                              " iterations (the limit of the reference backend)");
+    if (it >= max_iterations) {
+      return ctx.out_of_range("stopped after " + std::to_string(max_iterations) +
+                              " iterations (the executor's iteration limit)");
     }
     std::vector<Datum> in;
     in.reserve(static_cast<size_t>(n_carried + 2));
@@ -161,6 +169,17 @@ Status loop_kernel(KernelContext& ctx) {
     for (int k = 0; k < n_scan; ++k) {
       KILN_RETURN_IF_ERROR(
           scans[static_cast<size_t>(k)].add(ctx, outs[static_cast<size_t>(1 + n_carried + k)], k));
+      // Without a condition the loop runs all `trip` iterations: when the first one tells that
+      // the scan output would not fit, stop now rather than after filling memory.
+      if (it == 0 && has_m && !has_cond) {
+        const uint64_t per = scans[static_cast<size_t>(k)].bytes();
+        if (per > 0 && static_cast<uint64_t>(trip) > ctx.max_tensor_bytes() / per) {
+          return ctx.out_of_range("scan output " + std::to_string(k) + " would need " +
+                                  std::to_string(trip) + " x " + std::to_string(per) +
+                                  " bytes, over the limit of " +
+                                  std::to_string(ctx.max_tensor_bytes()));
+        }
+      }
     }
   }
   for (int i = 0; i < ctx.num_outputs(); ++i) {

@@ -241,7 +241,7 @@ Status qlinear_conv_kernel(KernelContext& ctx) {
   }
   KILN_ASSIGN_OR_RETURN(Tensor * Y, ctx.allocate(0, yt, cs.out_shape));
   if (Y->numel() == 0) return Status::Ok();
-  Tensor acc = Tensor::zeros(DType::kInt32, cs.out_shape);
+  KILN_ASSIGN_OR_RETURN(Tensor acc, ctx.scratch(DType::kInt32, cs.out_shape, "working tensor"));
   KILN_RETURN_IF_ERROR(
       conv_int_any(ctx, cs, X, &ctx.tensor(2), W, &ctx.tensor(5), acc.mutable_data<int32_t>()));
   int32_t* a = acc.mutable_data<int32_t>();
@@ -336,7 +336,8 @@ Status conv_or_transpose(KernelContext& ctx, const Tensor& X, const Tensor& W, c
       if (B) {
         KILN_ASSIGN_OR_RETURN(bf, as_float(*B));
       }
-      Tensor yf = Tensor::zeros(DType::kFloat32, cs.out_shape);
+      KILN_ASSIGN_OR_RETURN(Tensor yf,
+                            ctx.scratch(DType::kFloat32, cs.out_shape, "working tensor"));
       KILN_RETURN_IF_ERROR(conv_typed<float>(ctx, cs, transpose, xf, wf, B ? &bf : nullptr, &yf));
       KILN_ASSIGN_OR_RETURN(Tensor yo, from_float(std::move(yf), dt));
       ctx.set_output(0, std::move(yo));

@@ -69,7 +69,7 @@ Status deform_conv_kernel(KernelContext& ctx) {
   const std::vector<int64_t> out_shape{N, M, OH, OW};
   KILN_ASSIGN_OR_RETURN(Tensor * Yo, ctx.allocate(0, dt, out_shape));
   if (Yo->numel() == 0) return Status::Ok();
-  Tensor Y = Tensor::zeros(DType::kFloat32, out_shape);
+  KILN_ASSIGN_OR_RETURN(Tensor Y, ctx.scratch(DType::kFloat32, out_shape, "working tensor"));
   const int64_t Cg = C / group, Mg = M / group, cpo = C / og, K = Cg * ks;
   std::vector<float> col(static_cast<size_t>(C * ks * P));
   const float* x = X.data<float>();
@@ -185,7 +185,7 @@ Status col2im_kernel(KernelContext& ctx) {
     case DType::kFloat16:
     case DType::kBFloat16: {
       KILN_ASSIGN_OR_RETURN(Tensor xf, as_float(X));
-      Tensor yf = Tensor::zeros(DType::kFloat32, out_shape);
+      KILN_ASSIGN_OR_RETURN(Tensor yf, ctx.scratch(DType::kFloat32, out_shape, "working tensor"));
       col2im_batches<float>(g, X.dim(0), xf.data<float>(), yf.mutable_data<float>());
       KILN_ASSIGN_OR_RETURN(Tensor yo, from_float(std::move(yf), dt));
       ctx.set_output(0, std::move(yo));
@@ -232,8 +232,8 @@ Status causal_conv_kernel(KernelContext& ctx) {
       return ctx.invalid("past_state must have shape [batch, channels, k - 1]");
     }
   }
-  Tensor Y = Tensor::zeros(DType::kFloat32, {B, C, L});
-  Tensor St = Tensor::zeros(DType::kFloat32, {B, C, S});
+  KILN_ASSIGN_OR_RETURN(Tensor Y, ctx.scratch(DType::kFloat32, {B, C, L}, "working tensor"));
+  KILN_ASSIGN_OR_RETURN(Tensor St, ctx.scratch(DType::kFloat32, {B, C, S}, "working tensor"));
   std::vector<float> buf(static_cast<size_t>(S + L));
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t c = 0; c < C; ++c) {

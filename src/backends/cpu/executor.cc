@@ -314,6 +314,21 @@ const Tensor& KernelContext::tensor(int i) const {
   return d.tensor;
 }
 
+int64_t KernelContext::max_loop_iterations() const {
+  return executor_ != nullptr ? executor_->options().max_loop_iterations
+                              : kDefaultMaxLoopIterations;
+}
+
+StatusOr<Tensor> KernelContext::scratch(DType dtype, std::vector<int64_t> shape,
+                                        std::string_view what) const {
+  StatusOr<Tensor> t = Tensor::create(dtype, std::move(shape), max_tensor_bytes_);
+  if (!t.ok()) {
+    Status st = t.take_status();
+    return Status(st.code(), node_.label() + " " + std::string(what) + ": " + st.message());
+  }
+  return t;
+}
+
 StatusOr<Tensor*> KernelContext::allocate(int i, DType dtype, std::vector<int64_t> shape) {
   if (i < 0 || i >= num_outputs()) {
     return node_.error(StatusCode::kInternal,

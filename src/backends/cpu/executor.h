@@ -20,11 +20,17 @@ struct Scope {
   const Datum* find(const std::string& name) const;
 };
 
+inline constexpr int64_t kDefaultMaxLoopIterations = 100'000'000;
+
 class Executor {
  public:
   struct Options {
     uint64_t max_tensor_bytes = kDefaultMaxTensorBytes;
+    // Most iterations one Loop node may run; a Loop whose trip count asks for more without a
+    // condition that could stop it sooner is refused before its first iteration.
+    int64_t max_loop_iterations = kDefaultMaxLoopIterations;
   };
+  const Options& options() const { return options_; }
 
   // Prepares `graph` (which must outlive the executor): every node, in subgraphs too, needs an
   // op definition and a CPU kernel, else the error lists the nodes that have none.

@@ -100,7 +100,7 @@ Status fused_matmul_kernel(KernelContext& ctx) {
   if (bias) {
     KILN_ASSIGN_OR_RETURN(cf, as_float(*bias));
   }
-  Tensor yf = Tensor::zeros(DType::kFloat32, out_shape);
+  KILN_ASSIGN_OR_RETURN(Tensor yf, ctx.scratch(DType::kFloat32, out_shape, "working tensor"));
   float* y = yf.mutable_data<float>();
   sgemm(s, 1.f, af.data<float>(), bf.data<float>(), 0.f, y);
   epilogue(*act, y, bias ? cf.data<float>() : nullptr, rows, n);

@@ -35,10 +35,15 @@ class KernelContext {
   bool wants_output(int i) const { return node_.has_output(i); }
   // Allocates a zeroed output tensor (checks the size limit).
   StatusOr<Tensor*> allocate(int i, DType dtype, std::vector<int64_t> shape);
+  // A zeroed working tensor of the kernel (an FP32 accumulator for a half-precision output, say),
+  // held to the same size limit; `what` names it in errors.
+  StatusOr<Tensor> scratch(DType dtype, std::vector<int64_t> shape, std::string_view what) const;
   void set_output(int i, Datum d);
   void set_output(int i, Tensor t) { set_output(i, Datum::of(std::move(t))); }
   std::vector<Datum>& outputs() { return outputs_; }
   uint64_t max_tensor_bytes() const { return max_tensor_bytes_; }
+  // The executor's Loop iteration limit (the default one for a node evaluated alone).
+  int64_t max_loop_iterations() const;
 
   // Attribute getters; a wrongly typed attribute is recorded and reported after the kernel.
   int64_t attr_int(std::string_view name, int64_t def) {

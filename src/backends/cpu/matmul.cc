@@ -138,7 +138,7 @@ Status matmul_kernel(KernelContext& ctx) {
     case DType::kBFloat16: {
       KILN_ASSIGN_OR_RETURN(Tensor af, as_float(A));
       KILN_ASSIGN_OR_RETURN(Tensor bf, as_float(B));
-      Tensor yf = Tensor::zeros(DType::kFloat32, p.out_shape);
+      KILN_ASSIGN_OR_RETURN(Tensor yf, ctx.scratch(DType::kFloat32, p.out_shape, "working tensor"));
       matmul_typed<float>(p, nb, af.data<float>(), bf.data<float>(), yf.mutable_data<float>());
       KILN_ASSIGN_OR_RETURN(Tensor yo, from_float(std::move(yf), dt));
       ctx.set_output(0, std::move(yo));
@@ -250,7 +250,7 @@ Status qlinear_matmul_kernel(KernelContext& ctx) {
   KILN_ASSIGN_OR_RETURN(Tensor * Y, ctx.allocate(0, yt, p.out_shape));
   if (Y->numel() == 0) return Status::Ok();
   const int64_t nb = Y->numel() / (p.M * p.N);
-  Tensor acc = Tensor::zeros(DType::kInt32, p.out_shape);
+  KILN_ASSIGN_OR_RETURN(Tensor acc, ctx.scratch(DType::kInt32, p.out_shape, "working tensor"));
   KILN_RETURN_IF_ERROR(matmul_int_any(ctx, p, nb, A, &ctx.tensor(2), B, &ctx.tensor(5),
                                       acc.mutable_data<int32_t>()));
   const float* a_s = as.data<float>();
@@ -358,7 +358,7 @@ Status gemm_kernel(KernelContext& ctx) {
       if (C) {
         KILN_ASSIGN_OR_RETURN(cf, as_float(*C));
       }
-      Tensor yf = Tensor::zeros(DType::kFloat32, {s.m, s.n});
+      KILN_ASSIGN_OR_RETURN(Tensor yf, ctx.scratch(DType::kFloat32, {s.m, s.n}, "working tensor"));
       gemm_op_typed<float>(s, alpha, beta, af.data<float>(), bf.data<float>(),
                            C ? cf.data<float>() : nullptr, csm, csn, yf.mutable_data<float>());
       KILN_ASSIGN_OR_RETURN(Tensor yo, from_float(std::move(yf), dt));

@@ -198,7 +198,8 @@ Status pool_of(KernelContext& ctx, const Tensor& X, PoolKind kind) {
     case DType::kFloat16:
     case DType::kBFloat16: {
       KILN_ASSIGN_OR_RETURN(Tensor xf, as_float(X));
-      Tensor yf = Tensor::zeros(DType::kFloat32, ps.out_shape);
+      KILN_ASSIGN_OR_RETURN(Tensor yf,
+                            ctx.scratch(DType::kFloat32, ps.out_shape, "working tensor"));
       pool_planes<float, float>(ps, kind, cip, p, xf.data<float>(), yf.mutable_data<float>(), idx,
                                 cm);
       KILN_ASSIGN_OR_RETURN(Tensor yo, from_float(std::move(yf), dt));
@@ -287,7 +288,7 @@ Status global_pool_kernel(KernelContext& ctx, PoolKind kind) {
     case DType::kFloat16:
     case DType::kBFloat16: {
       KILN_ASSIGN_OR_RETURN(Tensor xf, as_float(X));
-      Tensor yf = Tensor::zeros(DType::kFloat32, out);
+      KILN_ASSIGN_OR_RETURN(Tensor yf, ctx.scratch(DType::kFloat32, out, "working tensor"));
       global_pool<float>(kind, p, planes, size, xf.data<float>(), yf.mutable_data<float>());
       KILN_ASSIGN_OR_RETURN(Tensor yo, from_float(std::move(yf), dt));
       ctx.set_output(0, std::move(yo));

@@ -156,7 +156,7 @@ Status roi_align_kernel(KernelContext& ctx) {
     case DType::kBFloat16: {
       KILN_ASSIGN_OR_RETURN(Tensor xf, as_float(X));
       KILN_ASSIGN_OR_RETURN(Tensor rfl, as_float(rois));
-      Tensor yf = Tensor::zeros(DType::kFloat32, Y->shape());
+      KILN_ASSIGN_OR_RETURN(Tensor yf, ctx.scratch(DType::kFloat32, Y->shape(), "working tensor"));
       roi_align_typed<float>(prm, C, H, W, xf.data<float>(), rfl.data<float>(), batch.data(), R,
                              yf.mutable_data<float>());
       KILN_ASSIGN_OR_RETURN(Tensor yo, from_float(std::move(yf), dt));
@@ -239,7 +239,7 @@ Status max_roi_pool_kernel(KernelContext& ctx) {
     case DType::kBFloat16: {
       KILN_ASSIGN_OR_RETURN(Tensor xf, as_float(X));
       KILN_ASSIGN_OR_RETURN(Tensor rf, as_float(rois));
-      Tensor yf = Tensor::zeros(DType::kFloat32, Y->shape());
+      KILN_ASSIGN_OR_RETURN(Tensor yf, ctx.scratch(DType::kFloat32, Y->shape(), "working tensor"));
       KILN_RETURN_IF_ERROR(
           max_roi_pool_typed<float>(ctx, xf, rf, ps[0], ps[1], scale, yf.mutable_data<float>()));
       KILN_ASSIGN_OR_RETURN(Tensor yo, from_float(std::move(yf), dt));
