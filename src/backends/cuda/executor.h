@@ -10,6 +10,8 @@
 
 #include <cuda_runtime_api.h>
 
+#include <shared_mutex>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -20,6 +22,12 @@
 #include "backends/cuda/kernel.h"
 
 namespace kiln::cuda {
+
+// Held shared by device calls of Kiln's contexts and exclusively by a CUDA-graph capture
+// (executor.cc): a capture is not invalidated by another thread's device calls.
+std::shared_mutex& device_api_mutex();
+// Names the subgraphs of `n` read from enclosing scopes.
+void collect_outer_names(const ir::Node& n, std::vector<std::string>* names);
 
 struct NodeChoice {
   bool gpu = false;
