@@ -108,7 +108,8 @@ def kiln_bench(a, eng, inputs, batch, work, tag):
 
 
 def kiln_profile(a, eng, inputs, batch, work, tag):
-    """Time per op type and the slowest layers (ms per run, each layer synchronized) from
+    """Time per op type and the slowest layers (GPU ms per run, each layer timed alone with its
+    launches held back, plus the total host enqueue time) from
     `kiln bench --profile`; the per-layer times and `kiln inspect --json` of the engine (kernels,
     tactics, shapes) are kept in the output folder."""
     js = os.path.join(work, f"{tag}.profile.json")
@@ -124,6 +125,8 @@ def kiln_profile(a, eng, inputs, batch, work, tag):
     for l in layers:
         by_op[l["op"]] = by_op.get(l["op"], 0.0) + l["ms"]
     top = sorted(((l["ms"], l["name"], l["op"]) for l in layers), reverse=True)[:10]
+    by_op["(sum of layers)"] = sum(l["ms"] for l in layers)
+    by_op["(host enqueue, all layers)"] = sum(l.get("host_ms", 0.0) for l in layers)
     return sorted(by_op.items(), key=lambda kv: -kv[1]), top
 
 
@@ -252,8 +255,8 @@ def main():
     print(md)
     for r in rows:
         if "kiln_fp16_profile" in r:
-            top = ", ".join(f"{op} {ms:.2f}" for op, ms in r["kiln_fp16_profile"][:8])
-            print(f"profile {r['model']} b{r['batch']} (ms, layers synchronized): {top}")
+            top = ", ".join(f"{op} {ms:.2f}" for op, ms in r["kiln_fp16_profile"][:10])
+            print(f"profile {r['model']} b{r['batch']} (GPU ms, each layer alone): {top}")
             slow = ", ".join(f"{n} ({op}) {ms:.3f}" for ms, n, op in r["kiln_fp16_top_layers"][:5])
             print(f"  slowest layers: {slow}")
 

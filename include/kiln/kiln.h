@@ -61,7 +61,12 @@ struct LayerTime {
   std::string name;    // node name
   std::string op;      // op type
   std::string device;  // "cuda", "cpu"
+  // The layer's time: on the GPU, its kernels' time measured with CUDA events while the stream
+  // was held until the whole layer was enqueued (host launch cost excluded); on the CPU, and for
+  // GPU layers that wait on the host (If, Loop, data-dependent shapes), wall-clock time.
   double ms = 0;
+  double host_ms = 0;      // host time spent enqueuing (GPU) or running (CPU) the layer
+  bool gpu_timed = false;  // ms is event-timed GPU time
 };
 
 // Memory for an output, given by the application: device memory on a CUDA engine, host memory on

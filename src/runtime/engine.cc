@@ -198,7 +198,7 @@ class CpuContext final : public ExecutionContext {
       times_.reserve(node_times.size());
       for (const auto& [node, ms] : node_times) {
         times_.push_back(
-            {node->name.empty() ? node->op_type : node->name, node->op_type, "cpu", ms});
+            {node->name.empty() ? node->op_type : node->name, node->op_type, "cpu", ms, ms, false});
       }
     }
     for (size_t i = 0; i < outs.size() && i < data_->outputs.size(); ++i) {

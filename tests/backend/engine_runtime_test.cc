@@ -84,6 +84,32 @@ TEST(EngineRuntime, CpuEngineFileRoundTripGivesTheSameOutputs) {
   std::remove(path.c_str());
 }
 
+// A profiled CPU run times every layer by the host clock and changes no output.
+TEST(EngineRuntime, ProfiledCpuRunTimesEveryLayer) {
+  auto bytes = build_engine(model_path("example_if.onnx"), cpu_config());
+  ASSERT_TRUE(bytes.ok()) << bytes.status().to_string();
+  auto e = Engine::deserialize(*bytes);
+  ASSERT_TRUE(e.ok()) << e.status().to_string();
+  auto ctx = (*e)->create_context();
+  ASSERT_TRUE(ctx.ok());
+  HostTensor x = random_input({2, 3, 32, 32}, 3);
+  ASSERT_TRUE((*ctx)->set_input("x", x).ok());
+  (*ctx)->set_profiling(true);
+  ASSERT_TRUE((*ctx)->execute().ok());
+  const std::vector<LayerTime> times = (*ctx)->layer_times();
+  ASSERT_FALSE(times.empty());
+  for (const LayerTime& t : times) {
+    EXPECT_FALSE(t.name.empty());
+    EXPECT_EQ(t.device, "cpu");
+    EXPECT_FALSE(t.gpu_timed);
+    EXPECT_GE(t.ms, 0.0);
+    EXPECT_EQ(t.ms, t.host_ms);
+  }
+  const HostTensor* y = (*ctx)->output("y");
+  ASSERT_NE(y, nullptr);
+  EXPECT_EQ(y->data, run_once(**e, x).data);
+}
+
 TEST(EngineRuntime, ProfilesBoundTheShapes) {
   BuilderConfig c = cpu_config();
   OptimizationProfile p;

@@ -131,6 +131,46 @@ TEST(CudaEngine, TracedExampleReplaysInCudaGraphs) {
   EXPECT_EQ(plain.data, replayed.data);
 }
 
+// Profiling times every layer alone: GPU layers by events with the stream held while the layer is
+// enqueued (their time excludes the host's launch cost, which is reported apart), the If (which
+// reads its condition on the host) by the host clock; outputs are those of an unprofiled run.
+TEST(CudaEngine, ProfiledRunTimesEachLayerOnTheGpu) {
+  REQUIRE_GPU();
+  BuilderConfig c;
+  c.device = Device::kCuda;
+  c.tf32 = false;
+  auto gpu = build("example_if.onnx", c);
+  ASSERT_TRUE(gpu);
+  auto ctx = gpu->create_context();
+  ASSERT_TRUE(ctx.ok());
+  HostTensor x = random_input({2, 3, 32, 32}, 9);
+  HostTensor plain = run(**ctx, x);
+  EXPECT_TRUE((*ctx)->layer_times().empty());
+  (*ctx)->set_profiling(true);
+  HostTensor profiled = run(**ctx, x);
+  EXPECT_EQ(plain.data, profiled.data);
+  const std::vector<LayerTime> times = (*ctx)->layer_times();
+  ASSERT_FALSE(times.empty());
+  int event_timed = 0, host_timed = 0;
+  for (const LayerTime& t : times) {
+    EXPECT_FALSE(t.name.empty());
+    EXPECT_GE(t.ms, 0.0) << t.name;
+    EXPECT_GE(t.host_ms, 0.0) << t.name;
+    if (t.gpu_timed) {
+      EXPECT_EQ(t.device, "cuda") << t.name;
+      ++event_timed;
+    } else {
+      ++host_timed;
+    }
+    if (t.op == "If") EXPECT_FALSE(t.gpu_timed) << "the If waits on the host";
+  }
+  EXPECT_GT(event_timed, 0);
+  EXPECT_GT(host_timed, 0);  // the If
+  (*ctx)->set_profiling(false);
+  HostTensor after = run(**ctx, x);
+  EXPECT_EQ(plain.data, after.data);
+}
+
 TEST(CudaEngine, ProfilesAndContextsOnThreads) {
   REQUIRE_GPU();
   BuilderConfig c;

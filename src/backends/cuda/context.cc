@@ -156,7 +156,8 @@ class CudaContext final : public ExecutionContext {
   std::vector<LayerTime> layer_times() const override {
     std::vector<LayerTime> out;
     for (const cuda::StepTime& t : ex_->profile()) {
-      out.push_back({t.node->name, t.node->op_type, t.gpu ? "cuda" : "cpu", t.ms});
+      out.push_back(
+          {t.node->name, t.node->op_type, t.gpu ? "cuda" : "cpu", t.ms, t.host_ms, t.gpu_timed});
     }
     return out;
   }

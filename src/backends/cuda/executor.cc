@@ -13,6 +13,7 @@
 
 #include "backend/memory_planner.h"
 #include "backends/cuda/cuda_util.h"
+#include "backends/cuda/tuner.h"
 
 namespace kiln::cuda {
 namespace {
@@ -126,6 +127,12 @@ struct Executor::Impl : public KernelServices {
   std::vector<std::shared_ptr<Block>> kept;
   RunStats stats;
   std::vector<StepTime> profile;
+  // Profiling: a pinned flag that holds the stream while a layer is enqueued, and the events
+  // around the layer (see run_step).
+  int* hold_flag = nullptr;
+  long long hold_cycles = 0;
+  cudaEvent_t prof_ev[2] = {nullptr, nullptr};
+  Status ensure_profiling_resources();
 
   // The node running now (for KernelServices).
   const ir::Node* node = nullptr;
@@ -194,6 +201,9 @@ Executor::Impl::~Impl() {
   kept.clear();
   for (auto& [sig, g] : graphs) destroy_graph(g);
   if (own_stream) cudaStreamSynchronize(own_stream);
+  for (cudaEvent_t e : prof_ev)
+    if (e) cudaEventDestroy(e);
+  if (hold_flag) cudaFreeHost(hold_flag);
   if (arena) cudaFree(arena);
   if (workspace_ptr) cudaFree(workspace_ptr);
   if (lt) cublasLtDestroy(lt);
@@ -427,11 +437,38 @@ StatusOr<std::vector<Slot>> Executor::Impl::run_graph(const ir::Graph& g, std::v
   return outs;
 }
 
+Status Executor::Impl::ensure_profiling_resources() {
+  if (hold_flag != nullptr) return Status::Ok();
+  for (cudaEvent_t& e : prof_ev) KILN_CUDA_RETURN_IF_ERROR(cudaEventCreate(&e));
+  int device = 0, khz = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&device));
+  KILN_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&khz, cudaDevAttrClockRate, device));
+  hold_cycles = static_cast<long long>(std::max(khz, 1000000)) * 200;  // 200 ms at most
+  KILN_CUDA_RETURN_IF_ERROR(
+      cudaHostAlloc(reinterpret_cast<void**>(&hold_flag), sizeof(int), cudaHostAllocMapped));
+  return Status::Ok();
+}
+
+// Profiling times each step alone. A step that only enqueues GPU work is timed on the GPU: the
+// stream is held by a waiting kernel while the host enqueues the step between two events, then
+// released, so the events measure the step's kernels back to back and not the host's launch cost
+// (which is reported apart as host_ms). Steps that run on the host, or wait for the stream
+// themselves (If/Loop/Scan, data-dependent shapes), are timed by the host clock.
 Status Executor::Impl::run_step(const Program::Step& st, DScope& scope) {
   const ir::Node& n = *st.node;
   std::chrono::steady_clock::time_point t0;
+  const bool hold = profiling && st.gpu != nullptr && !st.metadata_only && !st.gpu->synchronizes;
+  int* hold_dev = nullptr;
   if (profiling) {
     KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(cur));
+    if (hold) {
+      KILN_RETURN_IF_ERROR(ensure_profiling_resources());
+      __atomic_store_n(hold_flag, 0, __ATOMIC_SEQ_CST);
+      KILN_CUDA_RETURN_IF_ERROR(
+          cudaHostGetDevicePointer(reinterpret_cast<void**>(&hold_dev), hold_flag, 0));
+      KILN_RETURN_IF_ERROR(launch_stream_hold(cur, hold_dev, hold_cycles));
+      KILN_CUDA_RETURN_IF_ERROR(cudaEventRecord(prof_ev[0], cur));
+    }
     t0 = std::chrono::steady_clock::now();
   }
   Status s;
@@ -452,11 +489,23 @@ Status Executor::Impl::run_step(const Program::Step& st, DScope& scope) {
   } else {
     s = run_cpu_step(st, scope);
   }
-  if (profiling && s.ok()) {
-    KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(cur));
-    double ms =
+  if (profiling) {
+    const cudaError_t rec = hold ? cudaEventRecord(prof_ev[1], cur) : cudaSuccess;
+    const double host_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    profile.push_back({&n, gpu, ms});
+    if (hold) __atomic_store_n(hold_flag, 1, __ATOMIC_SEQ_CST);  // release the stream
+    KILN_RETURN_IF_ERROR(s);
+    if (rec != cudaSuccess) return cuda_error(rec, "cudaEventRecord");
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(cur));
+    double ms = host_ms;
+    if (hold) {
+      float ev_ms = 0;
+      KILN_CUDA_RETURN_IF_ERROR(cudaEventElapsedTime(&ev_ms, prof_ev[0], prof_ev[1]));
+      ms = ev_ms;
+    } else {
+      ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    }
+    profile.push_back({&n, gpu, ms, host_ms, hold});
   }
   return s;
 }

@@ -122,7 +122,9 @@ struct RunOutput {
 struct StepTime {
   const ir::Node* node = nullptr;
   bool gpu = false;
-  double ms = 0;
+  double ms = 0;           // GPU time of the step's work (gpu_timed) or host wall time
+  double host_ms = 0;      // host time to enqueue (or run) the step
+  bool gpu_timed = false;  // ms was measured by events with the stream held
 };
 
 struct RunStats {
@@ -177,7 +179,8 @@ class Executor {
 
   // Capture each input shape's run into a CUDA graph (from its second run on) and replay it.
   void set_cuda_graph(bool on);
-  // Time each step (synchronizes after every step; no graph replay while on).
+  // Time each step alone (synchronizes around every step; no graph replay while on): GPU time
+  // with the stream held while the step is enqueued, and the host's enqueue time.
   void set_profiling(bool on);
   const std::vector<StepTime>& profile() const;
   // Tuning mode (null: off): tunable GPU steps go through `tuner`; no CUDA graphs while on.
