@@ -46,6 +46,25 @@ __global__ void cast_transpose_pad_kernel(const TI* x, TO* y, int64_t n, CopyGeo
   }
 }
 
+// NCHW → NHWC with the channels padded to 8, into a 16-bit type (a channels-last region's input
+// edge, e.g. an image's 3 channels for tensor-core convolutions): one thread per pixel reads its
+// channels from the planes (coalesced across the warp's neighbouring pixels) and writes the 8
+// padded channels as one 16-byte store.
+template <typename TI, typename TO>
+__global__ void nchw_to_nhwc8_kernel(const TI* x, TO* y, uint32_t pixels, uint32_t plane,
+                                     FastDiv32 plane_div, int channels) {
+  const uint32_t i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= pixels) return;
+  const uint32_t b = plane_div.div(i), p = i - b * plane;
+  const TI* xb = x + static_cast<size_t>(b) * channels * plane + p;
+  TO out[8];
+#pragma unroll
+  for (int c = 0; c < 8; ++c) {
+    out[c] = from_f<TO>(c < channels ? load_f(xb, static_cast<int64_t>(c) * plane) : 0.f);
+  }
+  reinterpret_cast<uint4*>(y)[i] = *reinterpret_cast<const uint4*>(out);
+}
+
 template <typename TI>
 Status launch_from(KernelContext& ctx, DType out, const void* x, void* y, int64_t n,
                    const CopyGeometry& g) {
@@ -106,6 +125,41 @@ Status cast_transpose_pad_run(KernelContext& ctx) {
   if (g.small) {
     for (int d = 0; d < g.rank; ++d)
       g.fast_dims[d] = FastDiv32(static_cast<uint32_t>(g.out_dims[d]));
+  }
+  const bool to_nhwc8 = g.rank == 4 && a.perm[0] == 0 && a.perm[1] == 2 && a.perm[2] == 3 &&
+                        a.perm[3] == 1 && shape.back() == 8 &&
+                        (out == DType::kFloat16 || out == DType::kBFloat16) && g.small &&
+                        reinterpret_cast<uintptr_t>(Y->data) % 16 == 0;
+  if (to_nhwc8) {
+    const auto pixels = static_cast<uint32_t>(n / 8);
+    const auto plane = static_cast<uint32_t>(X.dim(2) * X.dim(3));
+    const int channels = static_cast<int>(X.dim(1));
+    const unsigned block = 256, grid = (pixels + block - 1) / block;
+    const FastDiv32 pd(plane);
+    auto go = [&](auto in_tag, auto out_tag) {
+      using TI = decltype(in_tag);
+      using TO = decltype(out_tag);
+      nchw_to_nhwc8_kernel<TI, TO><<<grid, block, 0, ctx.stream()>>>(
+          static_cast<const TI*>(X.data), static_cast<TO*>(Y->data), pixels, plane, pd, channels);
+    };
+    auto go_in = [&](auto out_tag) {
+      switch (X.dtype) {
+        case DType::kFloat32:
+          go(float{}, out_tag);
+          return true;
+        case DType::kFloat16:
+          go(__half{}, out_tag);
+          return true;
+        case DType::kBFloat16:
+          go(__nv_bfloat16{}, out_tag);
+          return true;
+        default:
+          return false;
+      }
+    };
+    const bool ok = out == DType::kFloat16 ? go_in(__half{}) : go_in(__nv_bfloat16{});
+    if (!ok) return ctx.unsupported_type(X.dtype);
+    return ctx.check_launch("CastTransposePad");
   }
   switch (X.dtype) {
     case DType::kFloat32:
