@@ -32,6 +32,7 @@ PassManager PassManager::default_pipeline() {
 PassManager PassManager::fusion_pipeline() {
   PassManager pm;
   pm.add({"fold_batch_norm", fold_batch_norm});
+  pm.add({"fold_patch_conv", fold_patch_conv});  // before the MatMul epilogues are fused
   pm.add({"fuse_layer_norm", fuse_layer_norm});
   pm.add({"fuse_skip_layer_norm", fuse_skip_layer_norm});
   pm.add({"fuse_gelu", fuse_gelu});

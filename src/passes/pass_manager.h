@@ -22,6 +22,7 @@ StatusOr<bool> remove_identities(ir::Graph& graph);
 StatusOr<bool> fold_constants(ir::Graph& graph);
 // Fusions (src/passes/fuse_*.cc, fold_batch_norm.cc): the fusion pipeline, before precision.
 StatusOr<bool> fold_batch_norm(ir::Graph& graph);       // BatchNormalization into Conv/Gemm
+StatusOr<bool> fold_patch_conv(ir::Graph& graph);       // patch-embedding Conv as a MatMul
 StatusOr<bool> fuse_conv_activation(ir::Graph& graph);  // Conv + bias + residual + act
 StatusOr<bool> fuse_matmul_epilogue(ir::Graph& graph);  // MatMul/Gemm + bias + act
 StatusOr<bool> fuse_layer_norm(ir::Graph& graph);       // primitive LayerNorm/RMSNorm
