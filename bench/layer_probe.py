@@ -5,7 +5,7 @@ an exact GELU. Each layer is one small ONNX model built by `kiln build` and time
 --cuda-graph` (GPU compute median); PyTorch is timed with CUDA events over a CUDA graph of the
 same layer. Prints one row per layer: microseconds and TFLOP/s for both.
 
-    python3 bench/layer_probe.py --kiln BIN/kiln [--out OUT] [--only NAME]
+    python3 bench/layer_probe.py --kiln BIN/kiln [--out OUT] [--only NAME] [--opt-level N]
 """
 import argparse
 import json
@@ -65,9 +65,11 @@ def model(path, m, k, n, layout, bias, gelu):
     return w
 
 
-def kiln_time(kiln, path, work, name):
+def kiln_time(kiln, path, work, name, opt_level=None):
     eng = os.path.join(work, name + ".kiln")
-    subprocess.run([kiln, "build", path, "-o", eng, "--fp16"], check=True, capture_output=True)
+    extra = ["--opt-level", str(opt_level)] if opt_level is not None else []
+    subprocess.run([kiln, "build", path, "-o", eng, "--fp16"] + extra, check=True,
+                   capture_output=True)
     js = os.path.join(work, name + ".json")
     subprocess.run([kiln, "bench", eng, "--cuda-graph", "--duration", "1", "--warmup", "0.3",
                     "--json", js], check=True, capture_output=True)
@@ -117,6 +119,7 @@ def main():
     ap.add_argument("--kiln", required=True)
     ap.add_argument("--out", default=None)
     ap.add_argument("--only", default=None)
+    ap.add_argument("--opt-level", type=int, default=None, help="kiln build --opt-level")
     a = ap.parse_args()
     work = tempfile.mkdtemp(prefix="kiln-probe-")
     rows = []
@@ -125,7 +128,7 @@ def main():
             continue
         path = os.path.join(work, name + ".onnx")
         w = model(path, m, k, n, layout, bias, gelu)
-        kt, algo = kiln_time(a.kiln, path, work, name)
+        kt, algo = kiln_time(a.kiln, path, work, name, a.opt_level)
         tt = torch_time(m, k, n, layout, bias, gelu, w)
         fl = 2.0 * m * k * n
         rows.append((name, m, k, n, tt * 1e3, fl / tt / 1e9, kt * 1e3, fl / kt / 1e9, kt / tt, algo))
