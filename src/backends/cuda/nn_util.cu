@@ -276,6 +276,10 @@ Status add_channel_bias(KernelContext& ctx, DType dtype, void* y, const void* bi
                         int64_t channels, int64_t inner) {
   const int64_t n = outer * channels * inner;
   if (n <= 0) return Status::Ok();
+  if (inner == 1 && (dtype == DType::kFloat16 || dtype == DType::kBFloat16)) {
+    // Channels innermost: the convolution epilogue's vector form (same arithmetic).
+    return launch_conv_epilogue(ctx, dtype, y, bias, ConvEpilogue{}, outer, channels, inner);
+  }
   const Launch l = launch_for(n);
   const bool ok = dispatch_float(dtype, [&](auto tag) {
     using T = decltype(tag);
