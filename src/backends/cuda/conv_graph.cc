@@ -360,14 +360,15 @@ struct Policy {
 };
 
 // Whether the engine's notes allow it: deterministic, inputs not down-converted, no reduction in
-// lower precision, not runtime-compiled unless allowed.
+// lower precision, not runtime-compiled unless allowed. Notes cuDNN cannot report are taken as
+// none (the filter is a preference; the tuner and the tests check the numbers).
 bool engine_allowed(cudnnBackendDescriptor_t engine, const Policy& p) {
   std::array<cudnnBackendNumericalNote_t, 64> notes{};
   int64_t n = 0;
   if (cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
                                static_cast<int64_t>(notes.size()), &n,
                                notes.data()) != CUDNN_STATUS_SUCCESS) {
-    return false;
+    n = 0;
   }
   for (int64_t i = 0; i < n && i < static_cast<int64_t>(notes.size()); ++i) {
     switch (notes[static_cast<size_t>(i)]) {
@@ -384,7 +385,7 @@ bool engine_allowed(cudnnBackendDescriptor_t engine, const Policy& p) {
   if (cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE,
                                static_cast<int64_t>(behavior.size()), &n,
                                behavior.data()) != CUDNN_STATUS_SUCCESS) {
-    return false;
+    n = 0;
   }
   for (int64_t i = 0; i < n && i < static_cast<int64_t>(behavior.size()); ++i) {
     if (behavior[static_cast<size_t>(i)] == CUDNN_BEHAVIOR_NOTE_RUNTIME_COMPILATION &&
@@ -395,17 +396,17 @@ bool engine_allowed(cudnnBackendDescriptor_t engine, const Policy& p) {
   return true;
 }
 
-// What a heuristic's configuration is: its engine and knob choices, and whether it is allowed.
+// What a heuristic's configuration is: its engine and knob choices (engine -1: cuDNN could not
+// describe it, so no tactic names it), and whether the policy allows it.
 struct ConfigInfo {
   int engine = -1;
   std::vector<backend::CudnnGraphKnob> knobs;
-  bool allowed = false;
+  bool allowed = true;
 };
 
 constexpr int64_t kMaxKnobs = 64;
 static_assert(CUDNN_KNOB_TYPE_COUNTS <= kMaxKnobs, "more knob types than kMaxKnobs");
 
-// Reads `cfg`; a configuration cuDNN cannot describe is not allowed.
 ConfigInfo inspect(Calls& c, const Desc& cfg, const Policy& p) {
   ConfigInfo info;
   Desc engine = c.make(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
@@ -414,13 +415,15 @@ ConfigInfo inspect(Calls& c, const Desc& cfg, const Policy& p) {
   int64_t n = 0, index = -1;
   if (cudnnBackendGetAttribute(cfg.get(), CUDNN_ATTR_ENGINECFG_ENGINE,
                                CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &n,
-                               &raw) != CUDNN_STATUS_SUCCESS ||
-      cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1,
+                               &raw) != CUDNN_STATUS_SUCCESS) {
+    return info;
+  }
+  info.allowed = engine_allowed(engine.get(), p);
+  if (cudnnBackendGetAttribute(engine.get(), CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1,
                                &n, &index) != CUDNN_STATUS_SUCCESS ||
       index < 0 || index > INT32_MAX) {
     return info;
   }
-  info.engine = static_cast<int>(index);
   std::vector<Desc> choices;
   std::vector<cudnnBackendDescriptor_t> raws;
   for (int64_t i = 0; i < kMaxKnobs; ++i) {
@@ -434,6 +437,7 @@ ConfigInfo inspect(Calls& c, const Desc& cfg, const Policy& p) {
                                raws.data()) != CUDNN_STATUS_SUCCESS) {
     return info;
   }
+  std::vector<backend::CudnnGraphKnob> knobs;
   for (int64_t i = 0; i < count && i < kMaxKnobs; ++i) {
     cudnnBackendKnobType_t type = CUDNN_KNOB_TYPE_COUNTS;
     int64_t value = 0;
@@ -443,9 +447,10 @@ ConfigInfo inspect(Calls& c, const Desc& cfg, const Policy& p) {
                                  CUDNN_TYPE_INT64, 1, &n, &value) != CUDNN_STATUS_SUCCESS) {
       return info;
     }
-    info.knobs.push_back({static_cast<int>(type), value});
+    knobs.push_back({static_cast<int>(type), value});
   }
-  info.allowed = engine_allowed(engine.get(), p);
+  info.engine = static_cast<int>(index);
+  info.knobs = std::move(knobs);
   return info;
 }
 
@@ -475,10 +480,11 @@ std::shared_ptr<Plan> make_plan(Calls& c, cudnnHandle_t h, const std::shared_ptr
   return plan;
 }
 
-// Offers the usable plans of graph `g` to `take`, best first by heuristic mode A (FALLBACK when A
-// gave none), until `take` returns false.
+// Offers the usable plans of graph `g` (of the configurations `accept` takes, when given) to
+// `take`, best first by heuristic mode A (FALLBACK when A gave none), until `take` returns false.
 void each_plan(Calls& c, cudnnHandle_t h, const std::shared_ptr<OpGraph>& g, const Policy& p,
-               const std::function<bool(std::shared_ptr<Plan>)>& take) {
+               const std::function<bool(std::shared_ptr<Plan>)>& take,
+               const std::function<bool(const ConfigInfo&)>& accept = nullptr) {
   bool any = false;
   for (cudnnBackendHeurMode_t mode : {CUDNN_HEUR_MODE_A, CUDNN_HEUR_MODE_FALLBACK}) {
     if (any || !c.ok()) return;
@@ -509,7 +515,7 @@ void each_plan(Calls& c, cudnnHandle_t h, const std::shared_ptr<OpGraph>& g, con
     for (int64_t i = 0; i < count && i < static_cast<int64_t>(cfgs.size()); ++i) {
       const ConfigInfo info = inspect(c, cfgs[static_cast<size_t>(i)], p);
       if (!c.ok()) return;
-      if (!info.allowed) continue;
+      if (!info.allowed || (accept && !accept(info))) continue;
       std::shared_ptr<Plan> plan =
           make_plan(c, h, g, std::move(cfgs[static_cast<size_t>(i)]), {}, info, p);
       if (!c.ok()) return;
@@ -529,15 +535,16 @@ std::shared_ptr<Plan> plan_for_tactic(Calls& c, cudnnHandle_t h, const Case& k,
   if (g == nullptr) return nullptr;
   if (t.hashed) {  // find the configuration among the heuristic's
     std::shared_ptr<Plan> found;
-    each_plan(c, h, g, p, [&](std::shared_ptr<Plan> plan) {
-      backend::CudnnGraphTactic d;
-      if (plan->tactic >= 0 && backend::decode_cudnn_graph_tactic(plan->tactic, &d) &&
-          d.engine == t.engine && d.hashed && d.knob_hash == t.knob_hash) {
-        found = std::move(plan);
-        return false;
-      }
-      return true;
-    });
+    each_plan(
+        c, h, g, p,
+        [&](std::shared_ptr<Plan> plan) {
+          found = std::move(plan);
+          return false;
+        },
+        [&](const ConfigInfo& info) {
+          return info.engine == t.engine &&
+                 backend::cudnn_graph_knob_hash(info.knobs) == t.knob_hash;
+        });
     return found;
   }
   std::vector<Desc> parts;
