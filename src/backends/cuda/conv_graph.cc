@@ -547,21 +547,32 @@ std::shared_ptr<Plan> plan_for_tactic(Calls& c, cudnnHandle_t h, const Case& k,
         });
     return found;
   }
+  // The engine index and knob values come from the engine file: values this cuDNN rejects
+  // (another version's engine list) mean the tactic does not apply, not an error.
+  auto set_value = [](const Desc& d, cudnnBackendAttributeName_t name,
+                      cudnnBackendAttributeType_t type, const void* v) {
+    return cudnnBackendSetAttribute(d.get(), name, type, 1, v) == CUDNN_STATUS_SUCCESS;
+  };
   std::vector<Desc> parts;
   Desc engine = c.make(CUDNN_BACKEND_ENGINE_DESCRIPTOR);
   const int64_t index = t.engine;
   c.link(engine, CUDNN_ATTR_ENGINE_OPERATION_GRAPH, g->graph);
-  c.set(engine, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, 1, &index);
-  if (!c.ok() || cudnnBackendFinalize(engine.get()) != CUDNN_STATUS_SUCCESS) return nullptr;
+  if (!c.ok() || !set_value(engine, CUDNN_ATTR_ENGINE_GLOBAL_INDEX, CUDNN_TYPE_INT64, &index) ||
+      cudnnBackendFinalize(engine.get()) != CUDNN_STATUS_SUCCESS) {
+    return nullptr;
+  }
   if (!engine_allowed(engine.get(), p)) return nullptr;
   std::vector<cudnnBackendDescriptor_t> raws;
   for (const backend::CudnnGraphKnob& kn : t.knobs) {
     Desc choice = c.make(CUDNN_BACKEND_KNOB_CHOICE_DESCRIPTOR);
     const auto type = static_cast<cudnnBackendKnobType_t>(kn.type);
     const int64_t value = kn.value;
-    c.set(choice, CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE, 1, &type);
-    c.set(choice, CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, 1, &value);
-    if (!c.ok() || cudnnBackendFinalize(choice.get()) != CUDNN_STATUS_SUCCESS) return nullptr;
+    if (!c.ok() ||
+        !set_value(choice, CUDNN_ATTR_KNOB_CHOICE_KNOB_TYPE, CUDNN_TYPE_KNOB_TYPE, &type) ||
+        !set_value(choice, CUDNN_ATTR_KNOB_CHOICE_KNOB_VALUE, CUDNN_TYPE_INT64, &value) ||
+        cudnnBackendFinalize(choice.get()) != CUDNN_STATUS_SUCCESS) {
+      return nullptr;
+    }
     raws.push_back(choice.get());
     parts.push_back(std::move(choice));
   }
@@ -593,20 +604,18 @@ constexpr size_t kMaxEntriesPerHandle = 1024;
 constexpr size_t kMaxCandidates = 8;
 constexpr size_t kMaxFusedCandidates = 5;  // the rest of the list goes to conv-only plans
 
+using Cache = std::map<std::vector<int64_t>, std::shared_ptr<const Entry>>;
 std::mutex g_cache_mu;
 std::string g_last_refusal;
 
-std::map<std::vector<int64_t>, std::shared_ptr<const Entry>>& cache() {
-  static auto* m = new std::map<std::vector<int64_t>, std::shared_ptr<const Entry>>();
+Cache& cache() {
+  static auto* m = new Cache();
   return *m;
 }
 
 // Entries of `handle` (the key's first element) as a range of the map.
-std::pair<std::map<std::vector<int64_t>, std::shared_ptr<const Entry>>::iterator,
-          std::map<std::vector<int64_t>, std::shared_ptr<const Entry>>::iterator>
-handle_range(int64_t handle) {
-  auto& m = cache();
-  return {m.lower_bound({handle}), m.lower_bound({handle + 1})};
+std::pair<Cache::iterator, Cache::iterator> handle_range(int64_t handle) {
+  return {cache().lower_bound({handle}), cache().lower_bound({handle + 1})};
 }
 
 std::shared_ptr<const Entry> cache_get(const std::vector<int64_t>& key) {
