@@ -363,7 +363,7 @@ struct Policy {
 // lower precision, not runtime-compiled unless allowed. Notes cuDNN cannot report are taken as
 // none (the filter is a preference; the tuner and the tests check the numbers).
 bool engine_allowed(cudnnBackendDescriptor_t engine, const Policy& p) {
-  std::array<cudnnBackendNumericalNote_t, 64> notes{};
+  std::array<cudnnBackendNumericalNote_t, CUDNN_NUMERICAL_NOTE_TYPE_COUNT> notes{};
   int64_t n = 0;
   if (cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_NUMERICAL_NOTE, CUDNN_TYPE_NUMERICAL_NOTE,
                                static_cast<int64_t>(notes.size()), &n,
@@ -380,7 +380,7 @@ bool engine_allowed(cudnnBackendDescriptor_t engine, const Policy& p) {
         break;
     }
   }
-  std::array<cudnnBackendBehaviorNote_t, 64> behavior{};
+  std::array<cudnnBackendBehaviorNote_t, CUDNN_BEHAVIOR_NOTE_TYPE_COUNT> behavior{};
   n = 0;
   if (cudnnBackendGetAttribute(engine, CUDNN_ATTR_ENGINE_BEHAVIOR_NOTE, CUDNN_TYPE_BEHAVIOR_NOTE,
                                static_cast<int64_t>(behavior.size()), &n,
@@ -404,8 +404,8 @@ struct ConfigInfo {
   bool allowed = true;
 };
 
-constexpr int64_t kMaxKnobs = 64;
-static_assert(CUDNN_KNOB_TYPE_COUNTS <= kMaxKnobs, "more knob types than kMaxKnobs");
+// Requested array sizes are the header's counts, as cuDNN's own frontend asks.
+constexpr int64_t kMaxKnobs = CUDNN_KNOB_TYPE_COUNTS;
 
 ConfigInfo inspect(Calls& c, const Desc& cfg, const Policy& p) {
   ConfigInfo info;
