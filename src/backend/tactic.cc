@@ -1,5 +1,8 @@
 #include "backend/tactic.h"
 
+#include <algorithm>
+#include <cstdio>
+
 namespace kiln::backend {
 namespace {
 
@@ -16,6 +19,15 @@ constexpr Field kDnnAlgo{0, 8}, kDnnMath{8, 4};
 // cuBLASLt: the configuration attributes, 56 bits in all.
 constexpr Field kLtAlgo{0, 10}, kLtTile{10, 10}, kLtStages{20, 7}, kLtSplitK{27, 8},
     kLtReduction{35, 3}, kLtSwizzle{38, 1}, kLtCustom{39, 7}, kLtInner{46, 4}, kLtCluster{50, 6};
+// cuDNN graph: engine index, epilogue in the graph, knobs hashed, then 3 knob slots (type + 1,
+// 0 = empty; value) or the 42-bit knob hash.
+constexpr Field kGraphEngine{0, 12}, kGraphFused{12, 1}, kGraphHashed{13, 1};
+constexpr int kGraphKnobShift = 14, kGraphKnobSlots = 3;
+constexpr int kGraphKnobTypeBits = 6, kGraphKnobValueBits = 8;
+constexpr int kGraphSlotBits = kGraphKnobTypeBits + kGraphKnobValueBits;
+constexpr int kGraphHashBits = 42;
+static_assert(kGraphKnobShift + kGraphKnobSlots * kGraphSlotBits == 56, "cuDNN graph layout");
+static_assert(kGraphKnobShift + kGraphHashBits == 56, "cuDNN graph layout");
 
 bool put(int64_t* t, Field f, int v) {
   if (v < 0 || v >= (1 << f.bits)) return false;
@@ -108,6 +120,33 @@ std::string stages_name(int id) {
   return "#" + std::to_string(id);
 }
 
+// cudnnBackendKnobType_t names (cudnn_graph.h); later ones print by number.
+// clang-format off
+constexpr const char* kKnobNames[] = {
+    "SPLIT_K", "SWIZZLE", "TILE_SIZE", "USE_TEX", "EDGE",  // 0..
+    "KBLOCK", "LDGA", "LDGB", "CHUNK_K", "SPLIT_H",  // 5..
+    "WINO_TILE", "MULTIPLY", "SPLIT_K_BUF", "TILEK", "STAGES",  // 10..
+    "REDUCTION_MODE", "CTA_SPLIT_K_MODE", "SPLIT_K_SLC", "IDX_MODE", "SLICED",  // 15..
+    "SPLIT_RS", "SINGLEBUFFER", "LDGC", "SPECFILT", "KERNEL_CFG",  // 20..
+    "WORKSPACE", "TILE_CGA", "TILE_CGA_M", "TILE_CGA_N", "BLOCK_SIZE",  // 25..
+    "OCCUPANCY", "ARRAY_SIZE_PER_THREAD", "NUM_C_PER_BLOCK", "SPLIT_COLS", "TILE_ROWS",  // 30..
+    "TILE_COLS", "LOAD_SIZE", "CTA_COUNT", "STREAM_K", "SPLIT_P_SLC",  // 35..
+    "TILE_M", "TILE_N", "WARP_SPEC_CFG", "SWAP_AB",  // 40..
+};
+// clang-format on
+
+std::string knob_name(int type) {
+  constexpr int n = static_cast<int>(sizeof(kKnobNames) / sizeof(kKnobNames[0]));
+  if (type >= 0 && type < n) return kKnobNames[type];
+  return "k" + std::to_string(type);
+}
+
+void sort_knobs(std::vector<CudnnGraphKnob>* knobs) {
+  std::sort(knobs->begin(), knobs->end(), [](const CudnnGraphKnob& a, const CudnnGraphKnob& b) {
+    return a.type != b.type ? a.type < b.type : a.value < b.value;
+  });
+}
+
 }  // namespace
 
 bool CublasLtTactic::operator==(const CublasLtTactic& o) const {
@@ -125,6 +164,8 @@ TacticKind tactic_kind(int64_t tactic) {
       return TacticKind::kCudnnBackwardData;
     case 3:
       return TacticKind::kCublasLt;
+    case 4:
+      return TacticKind::kCudnnGraph;
     default:
       return TacticKind::kDefault;
   }
@@ -171,6 +212,75 @@ bool decode_cublaslt_tactic(int64_t tactic, CublasLtTactic* out) {
   return true;
 }
 
+uint64_t cudnn_graph_knob_hash(std::vector<CudnnGraphKnob> knobs) {
+  sort_knobs(&knobs);
+  uint64_t h = 1469598103934665603ull;  // FNV-1a over the (type, value) pairs
+  auto mix = [&h](uint64_t v) {
+    for (int i = 0; i < 8; ++i) {
+      h ^= (v >> (8 * i)) & 0xff;
+      h *= 1099511628211ull;
+    }
+  };
+  mix(knobs.size());
+  for (const CudnnGraphKnob& k : knobs) {
+    mix(static_cast<uint64_t>(k.type));
+    mix(static_cast<uint64_t>(k.value));
+  }
+  return (h ^ (h >> kGraphHashBits)) & ((uint64_t{1} << kGraphHashBits) - 1);
+}
+
+int64_t encode_cudnn_graph_tactic(int engine, bool fused, std::vector<CudnnGraphKnob> knobs) {
+  int64_t v = with_kind(TacticKind::kCudnnGraph);
+  if (!put(&v, kGraphEngine, engine) || !put(&v, kGraphFused, fused ? 1 : 0)) return -1;
+  sort_knobs(&knobs);
+  bool packed = knobs.size() <= static_cast<size_t>(kGraphKnobSlots);
+  for (const CudnnGraphKnob& k : knobs) {
+    if (k.type < 0 || k.type + 1 >= (1 << kGraphKnobTypeBits) || k.value < 0 ||
+        k.value >= (1 << kGraphKnobValueBits)) {
+      packed = false;
+    }
+  }
+  if (!packed) {
+    put(&v, kGraphHashed, 1);
+    return v | static_cast<int64_t>(cudnn_graph_knob_hash(knobs) << kGraphKnobShift);
+  }
+  for (size_t i = 0; i < knobs.size(); ++i) {
+    const int shift = kGraphKnobShift + static_cast<int>(i) * kGraphSlotBits;
+    put(&v, {shift, kGraphKnobTypeBits}, knobs[i].type + 1);
+    put(&v, {shift + kGraphKnobTypeBits, kGraphKnobValueBits}, static_cast<int>(knobs[i].value));
+  }
+  return v;
+}
+
+bool decode_cudnn_graph_tactic(int64_t tactic, CudnnGraphTactic* out) {
+  if (tactic_kind(tactic) != TacticKind::kCudnnGraph) return false;
+  CudnnGraphTactic t;
+  t.engine = get(tactic, kGraphEngine);
+  t.fused = get(tactic, kGraphFused) != 0;
+  t.hashed = get(tactic, kGraphHashed) != 0;
+  if (t.hashed) {
+    t.knob_hash =
+        static_cast<uint64_t>(tactic >> kGraphKnobShift) & ((uint64_t{1} << kGraphHashBits) - 1);
+  } else {
+    bool ended = false;
+    for (int i = 0; i < kGraphKnobSlots; ++i) {
+      const int shift = kGraphKnobShift + i * kGraphSlotBits;
+      const int type1 = get(tactic, {shift, kGraphKnobTypeBits});
+      const int value = get(tactic, {shift + kGraphKnobTypeBits, kGraphKnobValueBits});
+      if (type1 == 0) {
+        if (value != 0) return false;  // an empty slot holds nothing
+        ended = true;
+        continue;
+      }
+      if (ended) return false;  // slots fill from the first
+      if (!t.knobs.empty() && type1 - 1 < t.knobs.back().type) return false;  // sorted
+      t.knobs.push_back({type1 - 1, value});
+    }
+  }
+  *out = std::move(t);
+  return true;
+}
+
 std::string describe_tactic(int64_t tactic) {
   CudnnTactic d;
   if (decode_cudnn_tactic(tactic, TacticKind::kCudnnForward, &d)) {
@@ -193,6 +303,24 @@ std::string describe_tactic(int64_t tactic) {
     if (l.custom) s += " custom " + std::to_string(l.custom);
     if (l.inner_shape) s += " inner " + std::to_string(l.inner_shape);
     if (l.cluster) s += " cluster " + std::to_string(l.cluster);
+    return s;
+  }
+  CudnnGraphTactic g;
+  if (decode_cudnn_graph_tactic(tactic, &g)) {
+    std::string s = "cudnn graph engine " + std::to_string(g.engine);
+    if (g.fused) s += " +epilogue";
+    if (g.hashed) {
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), " knobs #%011llx",
+                    static_cast<unsigned long long>(g.knob_hash));
+      s += buf;
+    } else if (!g.knobs.empty()) {
+      s += " knobs ";
+      for (size_t i = 0; i < g.knobs.size(); ++i) {
+        if (i) s += ",";
+        s += knob_name(g.knobs[i].type) + "=" + std::to_string(g.knobs[i].value);
+      }
+    }
     return s;
   }
   if (tactic == -1) return "default";

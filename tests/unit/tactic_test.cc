@@ -92,6 +92,76 @@ TEST(Tactic, CublasLtRoundTripAndLimits) {
   }
 }
 
+TEST(Tactic, CudnnGraphPackedRoundTrip) {
+  for (bool fused : {false, true}) {
+    const int64_t t =
+        encode_cudnn_graph_tactic(4095, fused, {{14, 255}, {2, 0}, {62, 7}});  // unsorted in
+    ASSERT_GE(t, 0);
+    EXPECT_EQ(tactic_kind(t), TacticKind::kCudnnGraph);
+    CudnnGraphTactic d;
+    ASSERT_TRUE(decode_cudnn_graph_tactic(t, &d));
+    EXPECT_EQ(d.engine, 4095);
+    EXPECT_EQ(d.fused, fused);
+    EXPECT_FALSE(d.hashed);
+    const std::vector<CudnnGraphKnob> sorted = {{2, 0}, {14, 255}, {62, 7}};
+    EXPECT_EQ(d.knobs, sorted);
+    // Not a tactic of another kind.
+    CudnnTactic c;
+    EXPECT_FALSE(decode_cudnn_tactic(t, TacticKind::kCudnnForward, &c));
+    CublasLtTactic l;
+    EXPECT_FALSE(decode_cublaslt_tactic(t, &l));
+    EXPECT_FALSE(
+        decode_cudnn_graph_tactic(encode_cudnn_tactic(TacticKind::kCudnnForward, {1, 1}), &d));
+  }
+  // No knobs, and each field apart from its neighbours.
+  CudnnGraphTactic d;
+  ASSERT_TRUE(decode_cudnn_graph_tactic(encode_cudnn_graph_tactic(0, false, {}), &d));
+  EXPECT_EQ(d.engine, 0);
+  EXPECT_FALSE(d.fused);
+  EXPECT_FALSE(d.hashed);
+  EXPECT_TRUE(d.knobs.empty());
+  ASSERT_TRUE(decode_cudnn_graph_tactic(encode_cudnn_graph_tactic(1, false, {{0, 1}}), &d));
+  EXPECT_EQ(d.engine, 1);
+  ASSERT_EQ(d.knobs.size(), 1u);
+  EXPECT_EQ(d.knobs[0], (CudnnGraphKnob{0, 1}));
+  EXPECT_EQ(encode_cudnn_graph_tactic(4096, false, {}), -1);
+  EXPECT_EQ(encode_cudnn_graph_tactic(-1, false, {}), -1);
+}
+
+TEST(Tactic, CudnnGraphKnobsThatDoNotFitAreHashed) {
+  const std::vector<std::vector<CudnnGraphKnob>> wide = {
+      {{1, 1}, {2, 2}, {3, 3}, {4, 4}},  // 4 knobs
+      {{2, 256}},                        // value beyond 8 bits
+      {{63, 1}},                         // type beyond the slot
+      {{5, -1}}};                        // negative value
+  for (const auto& knobs : wide) {
+    const int64_t t = encode_cudnn_graph_tactic(17, true, knobs);
+    ASSERT_GE(t, 0);
+    CudnnGraphTactic d;
+    ASSERT_TRUE(decode_cudnn_graph_tactic(t, &d));
+    EXPECT_EQ(d.engine, 17);
+    EXPECT_TRUE(d.fused);
+    EXPECT_TRUE(d.hashed);
+    EXPECT_TRUE(d.knobs.empty());
+    EXPECT_EQ(d.knob_hash, cudnn_graph_knob_hash(knobs));
+    EXPECT_LT(d.knob_hash, uint64_t{1} << 42);
+  }
+  // The hash ignores order and tells choices apart.
+  EXPECT_EQ(cudnn_graph_knob_hash({{1, 1}, {2, 2}, {3, 3}, {4, 4}}),
+            cudnn_graph_knob_hash({{4, 4}, {3, 3}, {2, 2}, {1, 1}}));
+  EXPECT_NE(cudnn_graph_knob_hash({{1, 1}, {2, 2}, {3, 3}, {4, 4}}),
+            cudnn_graph_knob_hash({{1, 1}, {2, 2}, {3, 3}, {4, 5}}));
+}
+
+TEST(Tactic, CudnnGraphMalformedSlotsAreNotATactic) {
+  const int64_t t = encode_cudnn_graph_tactic(3, false, {{2, 1}});
+  CudnnGraphTactic d;
+  ASSERT_TRUE(decode_cudnn_graph_tactic(t, &d));
+  // A value in an empty slot, or a knob after an empty slot.
+  EXPECT_FALSE(decode_cudnn_graph_tactic(t | (int64_t{1} << (14 + 14 + 6)), &d));
+  EXPECT_FALSE(decode_cudnn_graph_tactic(t | (int64_t{1} << (14 + 28)), &d));
+}
+
 TEST(Tactic, Describe) {
   EXPECT_EQ(describe_tactic(encode_cudnn_tactic(TacticKind::kCudnnForward, {1, 1})),
             "cudnn fwd IMPLICIT_PRECOMP_GEMM tensor-op");
@@ -110,6 +180,14 @@ TEST(Tactic, Describe) {
   l.cluster = 3;
   EXPECT_EQ(describe_tactic(encode_cublaslt_tactic(l)),
             "cublasLt algo 23 tile #600 stages #35 splitK 4 red 2 cluster 3");
+  EXPECT_EQ(describe_tactic(encode_cudnn_graph_tactic(12, true, {{14, 3}, {13, 2}})),
+            "cudnn graph engine 12 +epilogue knobs TILEK=2,STAGES=3");
+  EXPECT_EQ(describe_tactic(encode_cudnn_graph_tactic(5, false, {})), "cudnn graph engine 5");
+  EXPECT_EQ(describe_tactic(encode_cudnn_graph_tactic(7, false, {{50, 1}})),
+            "cudnn graph engine 7 knobs k50=1");
+  const std::string hashed =
+      describe_tactic(encode_cudnn_graph_tactic(7, false, {{1, 1}, {2, 2}, {3, 3}, {4, 4}}));
+  EXPECT_EQ(hashed.rfind("cudnn graph engine 7 knobs #", 0), 0u) << hashed;
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <unordered_set>
 
 #include "backend/memory_planner.h"
+#include "backends/cuda/conv_graph.h"
 #include "backends/cuda/cuda_util.h"
 #include "backends/cuda/tuner.h"
 
@@ -207,7 +208,10 @@ Executor::Impl::~Impl() {
   if (arena) cudaFree(arena);
   if (workspace_ptr) cudaFree(workspace_ptr);
   if (lt) cublasLtDestroy(lt);
-  if (dnn) cudnnDestroy(dnn);
+  if (dnn) {
+    release_conv_graph_plans(dnn);  // cached plans belong to the handle
+    cudnnDestroy(dnn);
+  }
   if (own_stream) cudaStreamDestroy(own_stream);
 }
 

@@ -1,6 +1,7 @@
-// CUDA kernel of FusedConv: y = act(conv(X, W) + B + Z) through Conv's cuDNN path (nn_conv.cc),
-// which runs cudnnConvolutionBiasActivationForward where cuDNN takes the case and otherwise
-// follows the convolution with one epilogue kernel (fused_conv.cu). The channels-last form
+// CUDA kernel of FusedConv: y = act(conv(X, W) + B + Z) through Conv's cuDNN path (nn_conv.cc):
+// a cached cuDNN graph-API plan with the epilogue in it (conv_graph.cc), or on the legacy API
+// cudnnConvolutionBiasActivationForward, where cuDNN takes the case; otherwise the convolution
+// is followed by one epilogue kernel (fused_conv.cu). The channels-last form
 // (`channels_last` = 1, src/ops/layout.h) runs on NHWC descriptors; the channels-last pools run
 // our own NHWC kernel (fused_conv.cu).
 #include "ops/fused_conv.h"

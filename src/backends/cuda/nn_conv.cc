@@ -1,9 +1,15 @@
-// Conv and ConvTranspose through cuDNN's convolution API (cudnnConvolutionForward and
-// cudnnConvolutionBackwardData). 1-D convolutions run as 2-D with H = 1. cuDNN pads
-// symmetrically: asymmetric Conv pads are materialized by padding the input into the workspace,
-// and ConvTranspose with asymmetric (or output_shape-implied) pads computes the full transposed
-// convolution and crops it. The bias is added by our own kernel. kiln.FusedConv's channels-last
-// form (src/ops/layout.h) runs Conv's path on NHWC tensor descriptors and an NHWC filter.
+// Conv and ConvTranspose on cuDNN. The forward convolution (Conv, kiln.FusedConv) first tries
+// cuDNN's graph API with cached execution plans (conv_graph.cc: float16/bfloat16, float32 with
+// TF32, symmetric pads), which runs the bias, residual and activation in the same plan or in one
+// epilogue kernel after it. The cases it does not take (float32 without TF32, float64,
+// asymmetric pads, no usable engine) and ConvTranspose run cuDNN's legacy API
+// (cudnnConvolutionForward, cudnnConvolutionBackwardData), whose algorithm choices are cached
+// per geometry. 1-D convolutions run as 2-D with H = 1. cuDNN pads symmetrically: asymmetric
+// Conv pads are materialized by padding the input into the workspace, and ConvTranspose with
+// asymmetric (or output_shape-implied) pads computes the full transposed convolution and crops
+// it. On the legacy path the bias is added by our own kernel, or with the epilogue by
+// cudnnConvolutionBiasActivationForward where cuDNN takes it. kiln.FusedConv's channels-last
+// form (src/ops/layout.h) runs on NHWC tensor descriptors and an NHWC filter.
 #include <cudnn.h>
 
 #include <algorithm>
@@ -15,6 +21,7 @@
 
 #include "backend/tactic.h"
 #include "backends/cuda/common.cuh"
+#include "backends/cuda/conv_graph.h"
 #include "backends/cuda/cuda_util.h"
 #include "backends/cuda/nn_internal.h"
 #include "ops/layout.h"
@@ -343,7 +350,7 @@ struct EpilogueDescs {
   }
 };
 
-std::atomic<uint64_t> g_fused_runs{0}, g_unfused_runs{0};
+std::atomic<uint64_t> g_fused_runs{0}, g_unfused_runs{0}, g_graph_runs{0}, g_legacy_runs{0};
 
 // y = act(conv(x) + bias + z) in one cuDNN call. CUDNN_STATUS_NOT_SUPPORTED (or BAD_PARAM, for a
 // data-type combination this cuDNN does not take) lets the caller fall back.
@@ -382,7 +389,7 @@ cudnnStatus_t bias_activation_forward(cudnnHandle_t h, const Descs& d, DType dt,
 }  // namespace
 
 ConvFusionCounts conv_fusion_counts() {
-  return {g_fused_runs.load(), g_unfused_runs.load()};
+  return {g_fused_runs.load(), g_unfused_runs.load(), g_graph_runs.load(), g_legacy_runs.load()};
 }
 
 Status conv_forward(KernelContext& ctx, const DeviceTensor* B, const ConvEpilogue& ep,
@@ -444,6 +451,29 @@ Status conv_forward(KernelContext& ctx, const DeviceTensor* B, const ConvEpilogu
   if (!symmetric && channels_last) {
     return ctx.unsupported("channels-last convolution with asymmetric pads");
   }
+  if (symmetric) {
+    ConvGraphArgs ga;
+    ga.dtype = X.dtype;
+    ga.channels_last = channels_last;
+    ga.x_shape = X.shape;
+    ga.w_shape = W.shape;
+    ga.y_shape = cs.out_shape;
+    ga.pads.assign(cs.w.pads.begin(), cs.w.pads.begin() + n);
+    ga.strides = cs.w.strides;
+    ga.dilations = cs.w.dilations;
+    ga.x = X.data;
+    ga.w = W.data;
+    ga.y = Y->data;
+    ga.bias = B ? B->data : nullptr;
+    ga.ep = ep;
+    KILN_ASSIGN_OR_RETURN(const ConvGraphRun run, conv_graph_forward(ctx, ga));
+    if (run != ConvGraphRun::kNotTaken) {
+      ++g_graph_runs;
+      if (has_epilogue) ++(run == ConvGraphRun::kFused ? g_fused_runs : g_unfused_runs);
+      return ctx.check_launch(what);
+    }
+  }
+  ++g_legacy_runs;
   if (!symmetric) {
     pg.planes = cs.N * cs.C;
     slots3(X.shape, n, pg.in);

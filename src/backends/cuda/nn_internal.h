@@ -114,9 +114,11 @@ struct ConvEpilogue {
   ops::ConvActivation act = ops::ConvActivation::kNone;
 };
 // Forward convolution of the running node (input 0 X, input 1 W, Conv's attributes) into output
-// 0, plus the optional bias B ([M], X's dtype) and the epilogue. With a bias and an epilogue,
+// 0, plus the optional bias B ([M], X's dtype) and the epilogue. float16/bfloat16 (and float32
+// with TF32) with symmetric pads run a cached cuDNN graph-API plan (conv_graph.h), epilogue
+// included where an engine takes it. Otherwise cuDNN's legacy API: with a bias and an epilogue,
 // float32/float16/float64 run as one cudnnConvolutionBiasActivationForward where cuDNN takes the
-// case; otherwise the convolution is followed by one epilogue kernel. Conv and FusedConv.
+// case. Else the convolution is followed by one epilogue kernel. Conv and FusedConv.
 // channels_last: X, Z, Y are [N, H, W, C] and W is [M, R, S, C/group] (2-D, symmetric pads).
 Status conv_forward(KernelContext& ctx, const DeviceTensor* B, const ConvEpilogue& ep,
                     const char* what, bool channels_last = false);
@@ -133,10 +135,13 @@ struct ChannelsLastPoolGeom {
 };
 Status launch_channels_last_pool(KernelContext& ctx, DType dtype, const ChannelsLastPoolGeom& g,
                                  bool max, bool count_include_pad, const void* x, void* y);
-// How many convolutions with an epilogue ran as one cuDNN call and how many as convolution +
-// epilogue kernel, since the process started (for tests and diagnostics).
+// Since the process started (for tests and diagnostics): how many convolutions with an
+// epilogue (residual or activation) ran it inside cuDNN (fused) and how many as convolution +
+// epilogue kernel (unfused); how many forward convolutions ran through the graph-API path and
+// how many through the legacy API.
 struct ConvFusionCounts {
   uint64_t fused = 0, unfused = 0;
+  uint64_t graph = 0, legacy = 0;
 };
 ConvFusionCounts conv_fusion_counts();
 
