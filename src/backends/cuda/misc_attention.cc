@@ -277,7 +277,6 @@ Status attention_run(KernelContext& ctx) {
     return ctx.invalid("q_num_heads must be a positive multiple of kv_num_heads");
   }
   if (dk != d) return ctx.invalid("Q and K head sizes differ");
-  const int64_t group = hq / hkv;
   if (ctx.has_input(4) != ctx.has_input(5)) {
     return ctx.invalid("past_key and past_value go together");
   }
