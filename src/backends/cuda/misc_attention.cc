@@ -7,6 +7,8 @@
 // (attention_flash.h) unless KILN_ATTENTION_FLASH=0.
 // Refused in supports: dtypes other than float32/16/bf16/64, masks of another float dtype,
 // nonpad_kv_seqlen of a dtype other than int64, unknown or unsupported input ranks.
+// The mask arguments and the GEMM path are shared with kiln.PackedAttention
+// (attention_internal.h, fused_attention.cc).
 #include <cmath>
 
 #include "backends/cuda/attention_flash.h"
