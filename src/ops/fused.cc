@@ -3,6 +3,7 @@
 
 namespace kiln::ops {
 
+void register_fused_attention_ops(OpRegistry& r);
 void register_fused_conv_ops(OpRegistry& r);
 void register_fused_matmul_ops(OpRegistry& r);
 void register_fused_norm_ops(OpRegistry& r);
@@ -15,6 +16,7 @@ void register_fused_ops(OpRegistry& r) {
   register_fused_norm_ops(r);
   register_layout_copy_ops(r);
   register_fused_pointwise_ops(r);
+  register_fused_attention_ops(r);
 }
 
 }  // namespace kiln::ops

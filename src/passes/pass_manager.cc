@@ -40,6 +40,7 @@ PassManager PassManager::fusion_pipeline() {
   pm.add({"fold_attention_heads", fold_attention_heads});
   pm.add({"fuse_matmul_epilogue", fuse_matmul_epilogue});
   pm.add({"fold_mha_layout", fold_mha_layout});  // after the projections become FusedMatMul
+  pm.add({"fuse_packed_qkv", fuse_packed_qkv});  // after the folds make 3-D Attentions
   pm.add({"fuse_conv_activation", fuse_conv_activation});
   pm.add({"fuse_pointwise", fuse_pointwise});
   pm.add({"eliminate_dead_nodes", eliminate_dead_nodes});

@@ -31,6 +31,7 @@ StatusOr<bool> fuse_gelu(ir::Graph& graph);             // primitive GELU (erf, 
 StatusOr<bool> fuse_attention(ir::Graph& graph);        // MatMul-scale-mask-Softmax-MatMul
 StatusOr<bool> fold_attention_heads(ir::Graph& graph);  // head split/merge into 3-D Attention
 StatusOr<bool> fold_mha_layout(ir::Graph& graph);       // [S, B, E] MHA into 3-D Attention
+StatusOr<bool> fuse_packed_qkv(ir::Graph& graph);       // Q/K/V of one packed tensor
 StatusOr<bool> fuse_pointwise(ir::Graph& graph);        // elementwise chains (kiln.Pointwise)
 // --fp16 / --bf16: listed compute ops run in `target` (float16 or bfloat16), weights converted.
 StatusOr<bool> lower_precision(ir::Graph& graph, DType target);

@@ -78,6 +78,7 @@ const std::map<std::string, std::vector<int>>& converted_ops() {
       {"FusedConv", {0, 1, 2, 3}},
       {"FusedMatMul", {0, 1, 2}},
       {"SkipLayerNorm", {-1}},
+      {"PackedAttention", {0, 1}},
       // Pointwise: every float32 value of the program becomes `target` (see below).
       {"Pointwise", {-1}},
   };

@@ -1,5 +1,5 @@
 // The transformer fusions on the GPU: the exported-style BERT layer and ViT block
-// (tests/passes/data/) built for CUDA with every node on the device (so the fused Attention,
+// (tests/passes/data/) built for CUDA with every node on the device (so kiln.PackedAttention,
 // LayerNormalization, RMSNormalization and Gelu run there) agree with the unfused CPU engine, in
 // FP32 and FP16. Skipped (reported as skipped) without a usable GPU.
 #include <gtest/gtest.h>

@@ -251,8 +251,8 @@ TEST(FoldMhaLayout, RepeatedGatherIndexFolds) {
   EXPECT_EQ(a->inputs[0], a->inputs[1]);
 }
 
-// The whole fusion pipeline, as a build runs it: the chain ends as FusedMatMul → Split →
-// Attention → FusedMatMul → Add, with the same CPU outputs.
+// The whole fusion pipeline, as a build runs it: the chain ends as FusedMatMul →
+// PackedAttention → FusedMatMul → Add, with the same CPU outputs.
 TEST(FoldMhaLayout, FusionPipelineFolds) {
   Builder b;
   Options o;
@@ -266,9 +266,18 @@ TEST(FoldMhaLayout, FusionPipelineFolds) {
   Status st = pm.run(b.g);
   ASSERT_TRUE(st.ok()) << st.to_string();
   pattern_test::expect_close(pattern_test::run_cpu(b.g, feeds), before);
-  expect_folded(b);
+  // fuse_packed_qkv then reads Q, K, V straight from the projection: no Split.
+  EXPECT_EQ(b.count("Transpose"), 0);
+  EXPECT_EQ(b.count("Reshape"), 0);
+  EXPECT_EQ(b.count("Split"), 0);
+  EXPECT_EQ(b.count("Attention"), 0);
+  ASSERT_EQ(b.count("PackedAttention"), 1);
+  const ir::Node* a = b.find("PackedAttention");
+  EXPECT_EQ(a->attr_int("q_num_heads", 0), kH);
+  EXPECT_EQ(a->attr_int("kv_num_heads", 0), kH);
+  EXPECT_FLOAT_EQ(a->attr_float("scale", 0.f), 0.5f);
   EXPECT_EQ(b.count("FusedMatMul"), 2);
-  EXPECT_EQ(b.g.nodes().size(), 5u);
+  EXPECT_EQ(b.g.nodes().size(), 4u);
 }
 
 }  // namespace

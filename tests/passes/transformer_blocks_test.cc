@@ -88,7 +88,10 @@ TEST(TransformerBlocks, BertLayerFuses) {
   const auto feeds = feeds_for(g);
   const auto before = pattern_test::run_cpu(*ref->graph, feeds);
   fuse(g);
-  EXPECT_EQ(count(g, "Attention"), 1);
+  // Q, K and V come from one projection (three GEMMs became one) read by PackedAttention.
+  EXPECT_EQ(count(g, "Attention"), 0);
+  EXPECT_EQ(count(g, "PackedAttention"), 1);
+  EXPECT_EQ(count(g, "FusedMatMul"), 4);  // QKV, attention output, FFN up and down
   // Both LayerNorms follow a residual Add (post-norm): each became one SkipLayerNorm.
   EXPECT_EQ(count(g, "LayerNormalization"), 0);
   EXPECT_EQ(count(g, "SkipLayerNorm"), 2);
@@ -106,7 +109,7 @@ TEST(TransformerBlocks, BertLayerFuses) {
   }
   const auto after = pattern_test::run_cpu(g, feeds);
   pattern_test::expect_close(after, before);
-  expect_fp16_close(g, feeds, before, "Attention");
+  expect_fp16_close(g, feeds, before, "PackedAttention");
 }
 
 TEST(TransformerBlocks, VitBlockFuses) {
@@ -117,7 +120,9 @@ TEST(TransformerBlocks, VitBlockFuses) {
   const auto feeds = feeds_for(g);
   const auto before = pattern_test::run_cpu(*ref->graph, feeds);
   fuse(g);
-  EXPECT_EQ(count(g, "Attention"), 1);
+  EXPECT_EQ(count(g, "Attention"), 0);
+  EXPECT_EQ(count(g, "PackedAttention"), 1);
+  EXPECT_EQ(count(g, "FusedMatMul"), 4);
   // Pre-norm: the first LayerNorm reads the block's input, the second the residual sum (which
   // the block adds to again: SkipLayerNorm's second output).
   EXPECT_EQ(count(g, "LayerNormalization"), 1);

@@ -35,11 +35,12 @@ std::vector<double> to_bhsd(const Tensor& t, int64_t heads, int64_t* s, int64_t*
   return out;
 }
 
-Status attention(KernelContext& ctx) {
-  KILN_RETURN_IF_ERROR(misc::require_inputs(ctx, 3));
-  const Tensor& q_t = ctx.tensor(0);
-  const Tensor& k_t = ctx.tensor(1);
-  const Tensor& v_t = ctx.tensor(2);
+}  // namespace
+
+Status misc::attention_forward(KernelContext& ctx, const AttentionTensors& in) {
+  const Tensor& q_t = *in.q;
+  const Tensor& k_t = *in.k;
+  const Tensor& v_t = *in.v;
   const DType dt = q_t.dtype();
   if (!misc::is_plain_float(dt)) return ctx.unsupported_type(dt);
   const int rank = q_t.rank();
@@ -73,11 +74,11 @@ Status attention(KernelContext& ctx) {
   // Past key/value.
   int64_t past = 0;
   std::vector<double> PK, PV;
-  if (ctx.has_input(4) != ctx.has_input(5))
+  if ((in.past_key != nullptr) != (in.past_value != nullptr))
     return ctx.invalid("past_key and past_value go together");
-  if (ctx.has_input(4)) {
-    const Tensor& pk = ctx.tensor(4);
-    const Tensor& pv = ctx.tensor(5);
+  if (in.past_key != nullptr) {
+    const Tensor& pk = *in.past_key;
+    const Tensor& pv = *in.past_value;
     if (pk.rank() != 4 || pk.dim(0) != batch || pk.dim(1) != hkv || pk.dim(3) != d) {
       return ctx.invalid("past_key must be [batch, kv_num_heads, past, head_size]");
     }
@@ -106,8 +107,8 @@ Status attention(KernelContext& ctx) {
   }
   // nonpad_kv_seqlen.
   std::vector<int64_t> nonpad;
-  if (ctx.has_input(6)) {
-    const Tensor& np = ctx.tensor(6);
+  if (in.nonpad_kv_seqlen != nullptr) {
+    const Tensor& np = *in.nonpad_kv_seqlen;
     if (np.numel() != batch || !is_integer(np.dtype())) {
       return ctx.invalid("nonpad_kv_seqlen must hold batch_size integers");
     }
@@ -117,12 +118,12 @@ Status attention(KernelContext& ctx) {
     }
   }
   // Attention mask, broadcast to [B, Hq, Sq, <=total].
-  const bool has_mask = ctx.has_input(3);
+  const bool has_mask = in.mask != nullptr;
   std::vector<double> mask;
   std::vector<int64_t> mshape, mstride(4, 0);
   int64_t mlast = total;
   if (has_mask) {
-    const Tensor& m = ctx.tensor(3);
+    const Tensor& m = *in.mask;
     if (m.rank() < 1 || m.rank() > 4) return ctx.invalid("attn_mask must have rank 1 to 4");
     mshape.assign(static_cast<size_t>(4 - m.rank()), 1);
     for (int64_t x : m.shape()) mshape.push_back(x);
@@ -238,6 +239,21 @@ Status attention(KernelContext& ctx) {
   }
   if (want_qk) KILN_RETURN_IF_ERROR(misc::emit_doubles(ctx, 3, dt, {batch, hq, sq, total}, QK));
   return Status::Ok();
+}
+
+namespace {
+
+Status attention(KernelContext& ctx) {
+  KILN_RETURN_IF_ERROR(misc::require_inputs(ctx, 3));
+  misc::AttentionTensors in;
+  in.q = &ctx.tensor(0);
+  in.k = &ctx.tensor(1);
+  in.v = &ctx.tensor(2);
+  if (ctx.has_input(3)) in.mask = &ctx.tensor(3);
+  if (ctx.has_input(4)) in.past_key = &ctx.tensor(4);
+  if (ctx.has_input(5)) in.past_value = &ctx.tensor(5);
+  if (ctx.has_input(6)) in.nonpad_kv_seqlen = &ctx.tensor(6);
+  return misc::attention_forward(ctx, in);
 }
 
 Status rotary_embedding(KernelContext& ctx) {

@@ -25,6 +25,20 @@ StatusOr<double> scalar_double(const KernelContext& ctx, int i, const char* what
 Status check_scratch(const KernelContext& ctx, const std::vector<int64_t>& shape);
 // Fails unless inputs 0..n-1 are all present (a model may omit a required input by name).
 Status require_inputs(const KernelContext& ctx, int n);
+// Attention's computation (misc_attention.cc) on the given tensors, reading the running node's
+// attributes (q_num_heads, kv_num_heads, is_causal, scale, softcap, windows,
+// qk_matmul_output_mode) and writing its outputs: Attention passes its inputs,
+// kiln.PackedAttention the Q, K and V it slices from the packed tensor. Null = absent.
+struct AttentionTensors {
+  const Tensor* q = nullptr;
+  const Tensor* k = nullptr;
+  const Tensor* v = nullptr;
+  const Tensor* mask = nullptr;
+  const Tensor* past_key = nullptr;
+  const Tensor* past_value = nullptr;
+  const Tensor* nonpad_kv_seqlen = nullptr;
+};
+Status attention_forward(KernelContext& ctx, const AttentionTensors& in);
 // True for float32/float64/float16/bfloat16.
 bool is_plain_float(DType t);
 

@@ -3,6 +3,7 @@
 
 namespace kiln::cuda {
 
+void register_fused_attention_kernels(KernelRegistry& r);
 void register_fused_conv_kernels(KernelRegistry& r);
 void register_fused_matmul_kernels(KernelRegistry& r);
 void register_fused_norm_kernels(KernelRegistry& r);
@@ -15,6 +16,7 @@ void register_fused_kernels(KernelRegistry& r) {
   register_fused_norm_kernels(r);
   register_layout_copy_kernels(r);
   register_fused_pointwise_kernels(r);
+  register_fused_attention_kernels(r);
 }
 
 }  // namespace kiln::cuda

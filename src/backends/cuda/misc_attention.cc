@@ -7,9 +7,12 @@
 // (attention_flash.h) unless KILN_ATTENTION_FLASH=0.
 // Refused in supports: dtypes other than float32/16/bf16/64, masks of another float dtype,
 // nonpad_kv_seqlen of a dtype other than int64, unknown or unsupported input ranks.
+// The mask arguments and the GEMM path are shared with kiln.PackedAttention
+// (attention_internal.h, fused_attention.cc).
 #include <cmath>
 
 #include "backends/cuda/attention_flash.h"
+#include "backends/cuda/attention_internal.h"
 #include "backends/cuda/common.cuh"
 #include "backends/cuda/cuda_util.h"
 #include "backends/cuda/nn_internal.h"
@@ -70,17 +73,156 @@ FlashAttentionParams flash_params(int rank, int64_t batch, int64_t hq, int64_t h
   strides(p.k_stride, hkv, skv);
   strides(p.v_stride, hkv, skv);
   strides(p.y_stride, hq, sq);
-  p.causal = sa.causal;
-  p.mask = sa.mask;
-  p.mask_bool = sa.mask_bool;
-  for (int i = 0; i < 3; ++i) p.mask_stride[i] = sa.mask_stride[i];
-  p.mask_last = sa.mask_last;
+  flash_mask_from(sa, &p);
   return p;
+}
+
+}  // namespace
+
+Status attention_mask_args(KernelContext& ctx, const DeviceTensor& m, AttentionScoreArgs* sa) {
+  if (m.rank() < 1 || m.rank() > 4) return ctx.invalid("attn_mask must have rank 1 to 4");
+  if (m.dtype != DType::kBool && m.dtype != sa->dtype) return ctx.unsupported_type(m.dtype);
+  std::vector<int64_t> ms(static_cast<size_t>(4 - m.rank()), 1);
+  for (int64_t x : m.shape) ms.push_back(x);
+  const int64_t want[3] = {sa->batch, sa->heads, sa->sq};
+  for (int i = 0; i < 3; ++i) {
+    if (ms[static_cast<size_t>(i)] != 1 && ms[static_cast<size_t>(i)] != want[i]) {
+      return ctx.invalid("attn_mask does not broadcast to the attention shape");
+    }
+  }
+  if (ms[3] > sa->total) return ctx.invalid("attn_mask is longer than the key sequence");
+  sa->mask = m.data;
+  sa->mask_bool = m.dtype == DType::kBool;
+  sa->mask_last = ms[3];
+  int64_t stv = ms[3];
+  for (int i = 2; i >= 0; --i) {
+    sa->mask_stride[i] = ms[static_cast<size_t>(i)] == 1 ? 0 : stv;
+    stv *= ms[static_cast<size_t>(i)];
+  }
+  return Status::Ok();
+}
+
+void flash_mask_from(const AttentionScoreArgs& sa, FlashAttentionParams* p) {
+  p->causal = sa.causal;
+  p->mask = sa.mask;
+  p->mask_bool = sa.mask_bool;
+  for (int i = 0; i < 3; ++i) p->mask_stride[i] = sa.mask_stride[i];
+  p->mask_last = sa.mask_last;
 }
 
 uint64_t align_up(uint64_t v) {
   return (v + 255) & ~uint64_t{255};
 }
+
+uint64_t attention_gemm_scratch_bytes(const AttentionProblem& p) {
+  const DType dt = p.dtype;
+  auto bytes = [&](int64_t n) {
+    return align_up(dtype_storage_bytes(dt, static_cast<uint64_t>(n > 0 ? n : 0)));
+  };
+  const int64_t total = p.past + p.skv;
+  const uint64_t q4_b = p.in_bhsd ? 0 : bytes(p.batch * p.hq * p.sq * p.d);
+  const uint64_t k4_b = p.in_bhsd ? 0 : bytes(p.batch * p.hkv * p.skv * p.d);
+  const uint64_t v4_b = p.in_bhsd ? 0 : bytes(p.batch * p.hkv * p.skv * p.dv);
+  const uint64_t kf_b =
+      p.past > 0 && p.present_k == nullptr ? bytes(p.batch * p.hkv * total * p.d) : 0;
+  const uint64_t vf_b =
+      p.past > 0 && p.present_v == nullptr ? bytes(p.batch * p.hkv * total * p.dv) : 0;
+  const uint64_t sc_b = bytes(p.batch * p.hq * p.sq * total);
+  const uint64_t y4_b = p.out_bhsd ? 0 : bytes(p.batch * p.hq * p.sq * p.dv);
+  return q4_b + k4_b + v4_b + kf_b + vf_b + sc_b + y4_b;
+}
+
+Status attention_gemm(KernelContext& ctx, const AttentionProblem& p, char* scratch,
+                      GemmWorkspace gws) {
+  const DType dt = p.dtype;
+  const int es = static_cast<int>(dtype_storage_bytes(dt, 1));
+  const int64_t batch = p.batch, hq = p.hq, hkv = p.hkv, sq = p.sq, skv = p.skv, d = p.d, dv = p.dv,
+                past = p.past, total = p.past + p.skv, group = p.hq / p.hkv;
+  DeviceTensor* PK = p.present_k;
+  DeviceTensor* PV = p.present_v;
+  DeviceTensor* QK = p.qk;
+  DeviceTensor* Y = p.y;
+  auto bytes = [&](int64_t n) {
+    return align_up(dtype_storage_bytes(dt, static_cast<uint64_t>(n > 0 ? n : 0)));
+  };
+  char* cur = scratch;
+  auto take = [&](uint64_t b) {
+    char* q = cur;
+    cur += b;
+    return q;
+  };
+  void* q4 = take(p.in_bhsd ? 0 : bytes(batch * hq * sq * d));
+  void* k4 = take(p.in_bhsd ? 0 : bytes(batch * hkv * skv * d));
+  void* v4 = take(p.in_bhsd ? 0 : bytes(batch * hkv * skv * dv));
+  void* kf = take(past > 0 && PK == nullptr ? bytes(batch * hkv * total * d) : 0);
+  void* vf = take(past > 0 && PV == nullptr ? bytes(batch * hkv * total * dv) : 0);
+  void* scores = take(bytes(batch * hq * sq * total));
+  void* y4 = take(p.out_bhsd ? 0 : bytes(batch * hq * sq * dv));
+
+  // Q, K, V as [B, H, S, D].
+  const void* qp = p.q;
+  const void* kp = p.k;
+  const void* vp = p.v;
+  if (!p.in_bhsd) {
+    KILN_RETURN_IF_ERROR(permute(ctx, es, p.q, {batch, sq, hq, d}, {0, 2, 1, 3}, q4));
+    KILN_RETURN_IF_ERROR(permute(ctx, es, p.k, {batch, skv, hkv, d}, {0, 2, 1, 3}, k4));
+    KILN_RETURN_IF_ERROR(permute(ctx, es, p.v, {batch, skv, hkv, dv}, {0, 2, 1, 3}, v4));
+    qp = q4;
+    kp = k4;
+    vp = v4;
+  }
+  // Full K, V (past + current); present outputs hold them when requested.
+  const void* kfull = kp;
+  const void* vfull = vp;
+  if (past > 0 || PK != nullptr) {
+    void* dst = PK != nullptr ? PK->data : kf;
+    if (past > 0) {
+      KILN_RETURN_IF_ERROR(concat_seq(ctx, es, p.past_k, kp, dst, batch * hkv, past, skv, d));
+    } else if (PK->numel() > 0) {
+      KILN_CUDA_RETURN_IF_ERROR(
+          cudaMemcpyAsync(dst, kp, PK->nbytes(), cudaMemcpyDeviceToDevice, ctx.stream()));
+    }
+    kfull = dst;
+  }
+  if (past > 0 || PV != nullptr) {
+    void* dst = PV != nullptr ? PV->data : vf;
+    if (past > 0) {
+      KILN_RETURN_IF_ERROR(concat_seq(ctx, es, p.past_v, vp, dst, batch * hkv, past, skv, dv));
+    } else if (PV->numel() > 0) {
+      KILN_CUDA_RETURN_IF_ERROR(
+          cudaMemcpyAsync(dst, vp, PV->nbytes(), cudaMemcpyDeviceToDevice, ctx.stream()));
+    }
+    vfull = dst;
+  }
+  if (Y->numel() == 0 && QK == nullptr) return Status::Ok();
+  void* yout = p.out_bhsd ? Y->data : y4;
+  if (total == 0) {
+    // No keys: every row is fully masked, probabilities and Y are zero.
+    KILN_RETURN_IF_ERROR(fill_float(ctx, dt, yout, batch * hq * sq * dv, 0.0));
+  } else {
+    const std::vector<int64_t> bdims = {batch, hkv};
+    // scores [B, hkv, group*sq, total] = scale * Q' K^T
+    if (d == 0) {
+      KILN_RETURN_IF_ERROR(fill_float(ctx, dt, scores, batch * hq * sq * total, 0.0));
+    } else {
+      KILN_RETURN_IF_ERROR(batched_matmul(ctx, dt, qp, bdims, kfull, bdims, scores, bdims,
+                                          group * sq, total, d, false, true, p.scale, gws));
+    }
+    AttentionScoreArgs sa = p.sa;
+    sa.scores = scores;
+    sa.qk = QK != nullptr ? QK->data : nullptr;
+    KILN_RETURN_IF_ERROR(launch_attention_scores(ctx, sa));
+    // Y' [B, hkv, group*sq, dv] = P V
+    KILN_RETURN_IF_ERROR(batched_matmul(ctx, dt, scores, bdims, vfull, bdims, yout, bdims,
+                                        group * sq, dv, total, false, false, 1.0, gws));
+  }
+  if (!p.out_bhsd) {
+    KILN_RETURN_IF_ERROR(permute(ctx, es, y4, {batch, hq, sq, dv}, {0, 2, 1, 3}, Y->data));
+  }
+  return Status::Ok();
+}
+
+namespace {
 
 Status attention_run(KernelContext& ctx) {
   if (!ctx.has_input(0) || !ctx.has_input(1) || !ctx.has_input(2)) {
@@ -91,7 +233,6 @@ Status attention_run(KernelContext& ctx) {
   const DeviceTensor& Vt = ctx.input(2);
   const DType dt = Qt.dtype;
   if (Kt.dtype != dt || Vt.dtype != dt) return ctx.invalid("Q, K, V dtypes differ");
-  const int es = static_cast<int>(dtype_storage_bytes(dt, 1));
   const int rank = Qt.rank();
   if (rank != 3 && rank != 4) return ctx.invalid("Q must have rank 3 or 4");
   if (Kt.rank() != rank || Vt.rank() != rank) return ctx.invalid("Q, K and V must share a rank");
@@ -138,7 +279,6 @@ Status attention_run(KernelContext& ctx) {
     return ctx.invalid("q_num_heads must be a positive multiple of kv_num_heads");
   }
   if (dk != d) return ctx.invalid("Q and K head sizes differ");
-  const int64_t group = hq / hkv;
   if (ctx.has_input(4) != ctx.has_input(5)) {
     return ctx.invalid("past_key and past_value go together");
   }
@@ -178,28 +318,7 @@ Status attention_run(KernelContext& ctx) {
   sa.right = right;
   sa.softcap = softcap;
   sa.qk_mode = static_cast<int>(mode);
-  if (ctx.has_input(3)) {
-    const DeviceTensor& m = ctx.input(3);
-    if (m.rank() < 1 || m.rank() > 4) return ctx.invalid("attn_mask must have rank 1 to 4");
-    if (m.dtype != DType::kBool && m.dtype != dt) return ctx.unsupported_type(m.dtype);
-    std::vector<int64_t> ms(static_cast<size_t>(4 - m.rank()), 1);
-    for (int64_t x : m.shape) ms.push_back(x);
-    const int64_t want[3] = {batch, hq, sq};
-    for (int i = 0; i < 3; ++i) {
-      if (ms[static_cast<size_t>(i)] != 1 && ms[static_cast<size_t>(i)] != want[i]) {
-        return ctx.invalid("attn_mask does not broadcast to the attention shape");
-      }
-    }
-    if (ms[3] > total) return ctx.invalid("attn_mask is longer than the key sequence");
-    sa.mask = m.data;
-    sa.mask_bool = m.dtype == DType::kBool;
-    sa.mask_last = ms[3];
-    int64_t stv = ms[3];
-    for (int i = 2; i >= 0; --i) {
-      sa.mask_stride[i] = ms[static_cast<size_t>(i)] == 1 ? 0 : stv;
-      stv *= ms[static_cast<size_t>(i)];
-    }
-  }
+  if (ctx.has_input(3)) KILN_RETURN_IF_ERROR(attention_mask_args(ctx, ctx.input(3), &sa));
   const double scale = has_scale ? static_cast<double>(scale_attr)
                                  : 1.0 / std::sqrt(static_cast<double>(d > 0 ? d : 1));
 
@@ -234,107 +353,40 @@ Status attention_run(KernelContext& ctx) {
     KILN_ASSIGN_OR_RETURN(QK, ctx.allocate(3, dt, {batch, hq, sq, total}));
   }
 
-  // Scratch layout.
-  const uint64_t q4_b = rank == 3 ? align_up(Qt.nbytes()) : 0;
-  const uint64_t k4_b = rank == 3 ? align_up(Kt.nbytes()) : 0;
-  const uint64_t v4_b = rank == 3 ? align_up(Vt.nbytes()) : 0;
-  const uint64_t kf_b =
-      past > 0 && PK == nullptr
-          ? align_up(dtype_storage_bytes(dt, static_cast<uint64_t>(batch * hkv * total * d)))
-          : 0;
-  const uint64_t vf_b =
-      past > 0 && PV == nullptr
-          ? align_up(dtype_storage_bytes(dt, static_cast<uint64_t>(batch * hkv * total * dv)))
-          : 0;
-  const uint64_t sc_b =
-      align_up(dtype_storage_bytes(dt, static_cast<uint64_t>(batch * hq * sq * total)));
-  const uint64_t y4_b = rank == 3 ? align_up(Y->nbytes()) : 0;
-  const uint64_t own = q4_b + k4_b + v4_b + kf_b + vf_b + sc_b + y4_b;
+  AttentionProblem ap;
+  ap.dtype = dt;
+  ap.in_bhsd = rank == 4;
+  ap.out_bhsd = rank == 4;
+  ap.batch = batch;
+  ap.hq = hq;
+  ap.hkv = hkv;
+  ap.sq = sq;
+  ap.skv = skv;
+  ap.d = d;
+  ap.dv = dv;
+  ap.past = past;
+  ap.q = Qt.data;
+  ap.k = Kt.data;
+  ap.v = Vt.data;
+  ap.past_k = ctx.has_input(4) ? ctx.input(4).data : nullptr;
+  ap.past_v = ctx.has_input(5) ? ctx.input(5).data : nullptr;
+  ap.y = Y;
+  ap.present_k = PK;
+  ap.present_v = PV;
+  ap.qk = QK;
+  ap.sa = sa;
+  ap.scale = scale;
+  const uint64_t own = attention_gemm_scratch_bytes(ap);
   GemmWorkspace gws;
   gws.external = true;
   gws.bytes = gemm_workspace_budget(ctx, own);
-  const uint64_t ws_total = own + gws.bytes;
   char* ws = nullptr;
-  if (ws_total > 0) {
-    KILN_ASSIGN_OR_RETURN(void* w, ctx.workspace(ws_total));
+  if (own + gws.bytes > 0) {
+    KILN_ASSIGN_OR_RETURN(void* w, ctx.workspace(own + gws.bytes));
     ws = static_cast<char*>(w);
   }
-  char* cur = ws;
-  auto take = [&](uint64_t b) {
-    char* p = cur;
-    cur += b;
-    return p;
-  };
-  void* q4 = take(q4_b);
-  void* k4 = take(k4_b);
-  void* v4 = take(v4_b);
-  void* kf = take(kf_b);
-  void* vf = take(vf_b);
-  void* scores = take(sc_b);
-  void* y4 = take(y4_b);
-  gws.ptr = take(gws.bytes);
-
-  // Q, K, V as [B, H, S, D].
-  const void* qp = Qt.data;
-  const void* kp = Kt.data;
-  const void* vp = Vt.data;
-  if (rank == 3) {
-    KILN_RETURN_IF_ERROR(permute(ctx, es, Qt.data, {batch, sq, hq, d}, {0, 2, 1, 3}, q4));
-    KILN_RETURN_IF_ERROR(permute(ctx, es, Kt.data, {batch, skv, hkv, d}, {0, 2, 1, 3}, k4));
-    KILN_RETURN_IF_ERROR(permute(ctx, es, Vt.data, {batch, skv, hkv, dv}, {0, 2, 1, 3}, v4));
-    qp = q4;
-    kp = k4;
-    vp = v4;
-  }
-  // Full K, V (past + current); present outputs hold them when requested.
-  const void* kfull = kp;
-  const void* vfull = vp;
-  if (past > 0 || PK != nullptr) {
-    void* dst = PK != nullptr ? PK->data : kf;
-    if (past > 0) {
-      KILN_RETURN_IF_ERROR(
-          concat_seq(ctx, es, ctx.input(4).data, kp, dst, batch * hkv, past, skv, d));
-    } else if (PK->numel() > 0) {
-      KILN_CUDA_RETURN_IF_ERROR(
-          cudaMemcpyAsync(dst, kp, PK->nbytes(), cudaMemcpyDeviceToDevice, ctx.stream()));
-    }
-    kfull = dst;
-  }
-  if (past > 0 || PV != nullptr) {
-    void* dst = PV != nullptr ? PV->data : vf;
-    if (past > 0) {
-      KILN_RETURN_IF_ERROR(
-          concat_seq(ctx, es, ctx.input(5).data, vp, dst, batch * hkv, past, skv, dv));
-    } else if (PV->numel() > 0) {
-      KILN_CUDA_RETURN_IF_ERROR(
-          cudaMemcpyAsync(dst, vp, PV->nbytes(), cudaMemcpyDeviceToDevice, ctx.stream()));
-    }
-    vfull = dst;
-  }
-  if (Y->numel() == 0 && QK == nullptr) return ctx.check_launch("Attention");
-  void* yout = rank == 3 ? y4 : Y->data;
-  if (total == 0) {
-    // No keys: every row is fully masked, probabilities and Y are zero.
-    KILN_RETURN_IF_ERROR(fill_float(ctx, dt, yout, batch * hq * sq * dv, 0.0));
-  } else {
-    const std::vector<int64_t> bdims = {batch, hkv};
-    // scores [B, hkv, group*sq, total] = scale * Q' K^T
-    if (d == 0) {
-      KILN_RETURN_IF_ERROR(fill_float(ctx, dt, scores, batch * hq * sq * total, 0.0));
-    } else {
-      KILN_RETURN_IF_ERROR(batched_matmul(ctx, dt, qp, bdims, kfull, bdims, scores, bdims,
-                                          group * sq, total, d, false, true, scale, gws));
-    }
-    sa.scores = scores;
-    sa.qk = QK != nullptr ? QK->data : nullptr;
-    KILN_RETURN_IF_ERROR(launch_attention_scores(ctx, sa));
-    // Y' [B, hkv, group*sq, dv] = P V
-    KILN_RETURN_IF_ERROR(batched_matmul(ctx, dt, scores, bdims, vfull, bdims, yout, bdims,
-                                        group * sq, dv, total, false, false, 1.0, gws));
-  }
-  if (rank == 3) {
-    KILN_RETURN_IF_ERROR(permute(ctx, es, y4, {batch, hq, sq, dv}, {0, 2, 1, 3}, Y->data));
-  }
+  gws.ptr = ws + own;
+  KILN_RETURN_IF_ERROR(attention_gemm(ctx, ap, ws, gws));
   return ctx.check_launch("Attention");
 }
 
