@@ -148,7 +148,7 @@ struct Fusion {
 };
 
 // Form a: Split(x) feeding Q, K, V in order.
-bool match_split(const Uses& uses, const AttentionInfo& at, Fusion* f) {
+bool match_split(const AttentionInfo& at, Fusion* f) {
   const ir::Node* a = at.node;
   const ir::Node* sp = a->inputs[0]->producer;
   if (sp == nullptr || sp->op_type != "Split" || !is_default(sp) || sp->outputs.size() != 3) {
@@ -168,10 +168,9 @@ bool match_split(const Uses& uses, const AttentionInfo& at, Fusion* f) {
   if (sizes[0] != at.hq * at.d || sizes[1] != at.hkv * at.d || sizes[2] != at.hkv * at.d) {
     return false;
   }
-  // The Split's outputs are Q, K, V (checked read only by the Attention).
+  // The Split's outputs are Q, K, V, read only by the Attention (match_attention).
   f->packed = x;
   f->removed = {a, sp};
-  (void)uses;
   return true;
 }
 
@@ -202,7 +201,7 @@ bool projection(const ir::Value* y, const ir::Node** out, const ir::Value** x, b
 }
 
 // Form b: three projections of one X.
-bool match_projections(const Uses& uses, const AttentionInfo& at, Fusion* f) {
+bool match_projections(const AttentionInfo& at, Fusion* f) {
   const ir::Node* a = at.node;
   const ir::Value* x = nullptr;
   bool tb[3] = {false, false, false};
@@ -233,7 +232,6 @@ bool match_projections(const Uses& uses, const AttentionInfo& at, Fusion* f) {
   }
   f->trans_b = tb[0];
   f->removed = {a, f->proj[0], f->proj[1], f->proj[2]};
-  (void)uses;
   return true;
 }
 
@@ -325,7 +323,7 @@ StatusOr<bool> fuse_packed_qkv(ir::Graph& graph) {
   for (const auto& np : graph.nodes()) {
     Fusion f;
     if (!match_attention(uses, np.get(), &f.att)) continue;
-    if (!match_split(uses, f.att, &f) && !match_projections(uses, f.att, &f)) continue;
+    if (!match_split(f.att, &f) && !match_projections(f.att, &f)) continue;
     if (claims.any(f.removed)) continue;
     claims.take(f.removed);
     found.push_back(std::move(f));
