@@ -173,11 +173,11 @@ Status misc::attention_forward(KernelContext& ctx, const AttentionTensors& in) {
     for (int64_t h = 0; h < hq; ++h) {
       const int64_t kh = h / group;
       for (int64_t i = 0; i < sq; ++i) {
-        const double* q = &Q[((b * hq + h) * sq + i) * d];
+        const double* q = Q.data() + ((b * hq + h) * sq + i) * d;
         const int64_t pos = i + offset;
         bool all_masked = true;
         for (int64_t j = 0; j < total; ++j) {
-          const double* k = &K[((b * hkv + kh) * total + j) * d];
+          const double* k = K.data() + ((b * hkv + kh) * total + j) * d;
           double s = 0;
           for (int64_t x = 0; x < d; ++x) s += q[x] * k[x];
           s *= scale;
@@ -192,7 +192,7 @@ Status misc::attention_forward(KernelContext& ctx, const AttentionTensors& in) {
           if (right >= 0 && j - pos > right) bj += kNegInf;
           if (j >= valid) bj += kNegInf;
           if (!(bj == kNegInf)) all_masked = false;
-          double* qk = want_qk ? &QK[((b * hq + h) * sq + i) * total + j] : nullptr;
+          double* qk = want_qk ? QK.data() + ((b * hq + h) * sq + i) * total + j : nullptr;
           if (qk && mode == 0) *qk = s;
           if (softcap > 0) s = softcap * std::tanh(s / softcap);
           if (qk && mode == 1) *qk = s;
@@ -211,10 +211,10 @@ Status misc::attention_forward(KernelContext& ctx, const AttentionTensors& in) {
           score[j] = all_masked || sum == 0 ? 0.0 : score[j] / sum;
           if (want_qk && mode == 3) QK[((b * hq + h) * sq + i) * total + j] = score[j];
         }
-        double* y = &Y[((b * hq + h) * sq + i) * dv];
+        double* y = Y.data() + ((b * hq + h) * sq + i) * dv;
         for (int64_t j = 0; j < total; ++j) {
           if (score[j] == 0) continue;
-          const double* v = &V[((b * hkv + kh) * total + j) * dv];
+          const double* v = V.data() + ((b * hkv + kh) * total + j) * dv;
           for (int64_t x = 0; x < dv; ++x) y[x] += score[j] * v[x];
         }
       }

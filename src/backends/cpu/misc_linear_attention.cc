@@ -85,9 +85,9 @@ Status linear_attention(KernelContext& ctx) {
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t t = 0; t < seq; ++t) {
       for (int64_t h = 0; h < hkv; ++h) {
-        double* s = &S[(b * hkv + h) * dk * dv];
-        const double* k = &K[(b * seq + t) * hkv * dk + h * dk];
-        const double* v = &V[(b * seq + t) * hkv * dv + h * dv];
+        double* s = S.data() + ((b * hkv + h) * dk * dv);
+        const double* k = K.data() + ((b * seq + t) * hkv * dk + h * dk);
+        const double* v = V.data() + ((b * seq + t) * hkv * dv + h * dv);
         if (gated) {
           const double* dc = &decay[(b * seq + t) * hkv * decay_w + h * decay_w];
           for (int64_t i = 0; i < dk; ++i) {
@@ -109,9 +109,9 @@ Status linear_attention(KernelContext& ctx) {
           for (int64_t j = 0; j < dv; ++j) s[i * dv + j] += k[i] * diff[j];
       }
       for (int64_t h = 0; h < hq; ++h) {
-        const double* s = &S[(b * hkv + h / group) * dk * dv];
-        const double* q = &Q[(b * seq + t) * hq * dk + h * dk];
-        double* y = &Y[(b * seq + t) * hq * dv + h * dv];
+        const double* s = S.data() + ((b * hkv + h / group) * dk * dv);
+        const double* q = Q.data() + ((b * seq + t) * hq * dk + h * dk);
+        double* y = Y.data() + ((b * seq + t) * hq * dv + h * dv);
         for (int64_t j = 0; j < dv; ++j) {
           double acc = 0;
           for (int64_t i = 0; i < dk; ++i) acc += q[i] * s[i * dv + j];
@@ -176,15 +176,15 @@ Status flex_attention(KernelContext& ctx) {
     for (int64_t h = 0; h < hq; ++h)
       for (int64_t i = 0; i < sq; ++i)
         for (int64_t j = 0; j < skv; ++j) {
-          const double* q = &Q[((b * hq + h) * sq + i) * d];
-          const double* k = &K[((b * hkv + h / group) * skv + j) * d];
+          const double* q = Q.data() + ((b * hq + h) * sq + i) * d;
+          const double* k = K.data() + ((b * hkv + h / group) * skv + j) * d;
           double s = 0;
           for (int64_t x = 0; x < d; ++x) s += q[x] * k[x];
           S[((b * hq + h) * sq + i) * skv + j] = s * scale;
         }
   KILN_ASSIGN_OR_RETURN(S, run_modifier(ctx, "score_mod", S, sshape, dt));
   for (int64_t r = 0; r < batch * hq * sq; ++r) {
-    double* row = &S[r * skv];
+    double* row = S.data() + (r * skv);
     double mx = -std::numeric_limits<double>::infinity();
     for (int64_t j = 0; j < skv; ++j) mx = std::max(mx, row[j]);
     double sum = 0;
@@ -199,10 +199,10 @@ Status flex_attention(KernelContext& ctx) {
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t h = 0; h < hq; ++h)
       for (int64_t i = 0; i < sq; ++i) {
-        double* y = &Y[((b * hq + h) * sq + i) * dv];
+        double* y = Y.data() + (((b * hq + h) * sq + i) * dv);
         for (int64_t j = 0; j < skv; ++j) {
           const double p = S[((b * hq + h) * sq + i) * skv + j];
-          const double* v = &V[((b * hkv + h / group) * skv + j) * dv];
+          const double* v = V.data() + (((b * hkv + h / group) * skv + j) * dv);
           for (int64_t x = 0; x < dv; ++x) y[x] += p * v[x];
         }
       }
