@@ -218,6 +218,7 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(FlashArgs a) 
   load_tile<T, D>(v_s, vg, a.vs[2], 0, a.skv);
   cp_async_commit();
 
+  const bool warp_active = m0 + warp * 16 < a.sq;  // the same for the whole warp
   // This thread's two query rows (fragment rows g and g + 8 of its warp).
   int row[2];
   row[0] = m0 + warp * 16 + acc_row(lane, 0);
@@ -260,92 +261,101 @@ __global__ void __launch_bounds__(kThreads) flash_attention_kernel(FlashArgs a) 
     }
     const T* kt = k_s + buf * kBlockN * kLd;
     const T* vt = v_s + buf * kBlockN * kLd;
+    // A warp whose 16 rows all lie past Sq (the last query block of a short sequence) only
+    // helps load the tiles; its rows are never stored.
+    if (warp_active) {
+      // Keys past Skv in the last tile are zero rows whose scores are masked to -inf (P = 0):
+      // 16-key groups lying wholly past Skv are skipped in both products, which changes no bit.
+      const int key0 = tile * kBlockN;
+      const int live = a.skv - key0;  // keys of this tile below Skv (> 0)
 
-    // S = Q K^T for 16 rows x 64 keys: s[n] covers keys 8n..8n+7 of the tile.
-    float s[8][4];
+      // S = Q K^T for 16 rows x 64 keys: s[n] covers keys 8n..8n+7 of the tile.
+      float s[8][4];
 #pragma unroll
-    for (int n = 0; n < 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
+      for (int n = 0; n < 8; ++n) s[n][0] = s[n][1] = s[n][2] = s[n][3] = 0.f;
 #pragma unroll
-    for (int ks = 0; ks < Tl::kKSteps; ++ks) {
+      for (int ks = 0; ks < Tl::kKSteps; ++ks) {
 #pragma unroll
-      for (int np = 0; np < 4; ++np) {
-        uint32_t r[4];
-        ldmatrix_x4(r, kt + k_ldmatrix_offset(lane, np, ks, kLd));
-        mma_16816<T>(s[2 * np], qf[ks], r[0], r[1]);
-        mma_16816<T>(s[2 * np + 1], qf[ks], r[2], r[3]);
-      }
-    }
-
-    // Scale, mask, and the new row maxima.
-    const int key0 = tile * kBlockN;
-    float mx[2] = {m_run[0], m_run[1]};
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const int i = e >> 1;
-        const int key = key0 + n * 8 + acc_col(lane, e);
-        float x = -INFINITY;
-        if (key < a.skv) {
-          float bias = 0.f;
-          if constexpr (kMask == kFloatMask) {
-            bias += key < a.mask_last ? load_f(fmask, moff[i] + key) : -INFINITY;
-          } else if constexpr (kMask == kBoolMask) {
-            bias += key < a.mask_last && bmask[moff[i] + key] != 0 ? 0.f : -INFINITY;
-          }
-          if (a.causal && key > row[i]) bias += -INFINITY;
-          x = (s[n][e] * a.scale + bias) * kLog2e;
+        for (int np = 0; np < 4; ++np) {
+          if (16 * np >= live) break;
+          uint32_t r[4];
+          ldmatrix_x4(r, kt + k_ldmatrix_offset(lane, np, ks, kLd));
+          mma_16816<T>(s[2 * np], qf[ks], r[0], r[1]);
+          mma_16816<T>(s[2 * np + 1], qf[ks], r[2], r[3]);
         }
-        s[n][e] = x;
-        mx[i] = fmaxf(mx[i], x);
       }
-    }
-    float base[2], alpha[2];
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
-      mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
-      // A row with no unmasked key so far keeps -inf: exponentials against 0 give zeros.
-      base[i] = mx[i] == -INFINITY ? 0.f : mx[i];
-      alpha[i] = exp2f(m_run[i] - base[i]);
-      m_run[i] = mx[i];
-    }
-    float sum[2] = {0.f, 0.f};
-#pragma unroll
-    for (int n = 0; n < 8; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        const float p = exp2f(s[n][e] - base[e >> 1]);
-        s[n][e] = p;
-        sum[e >> 1] += p;
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < 2; ++i) l_run[i] = l_run[i] * alpha[i] + sum[i];
-#pragma unroll
-    for (int t = 0; t < Tl::kDimTiles; ++t) {
-      o[t][0] *= alpha[0];
-      o[t][1] *= alpha[0];
-      o[t][2] *= alpha[1];
-      o[t][3] *= alpha[1];
-    }
 
-    // O += P V: 16 keys per k step.
+      // Scale, mask, and the new row maxima.
+      float mx[2] = {m_run[0], m_run[1]};
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      uint32_t pa[4];
+      for (int n = 0; n < 8; ++n) {
 #pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        pa[r] = pack2<T>(s[p_tile(kk, r)][p_elem(r)], s[p_tile(kk, r)][p_elem(r) + 1]);
+        for (int e = 0; e < 4; ++e) {
+          const int i = e >> 1;
+          const int key = key0 + n * 8 + acc_col(lane, e);
+          float x = -INFINITY;
+          if (key < a.skv) {
+            float bias = 0.f;
+            if constexpr (kMask == kFloatMask) {
+              bias += key < a.mask_last ? load_f(fmask, moff[i] + key) : -INFINITY;
+            } else if constexpr (kMask == kBoolMask) {
+              bias += key < a.mask_last && bmask[moff[i] + key] != 0 ? 0.f : -INFINITY;
+            }
+            if (a.causal && key > row[i]) bias += -INFINITY;
+            x = (s[n][e] * a.scale + bias) * kLog2e;
+          }
+          s[n][e] = x;
+          mx[i] = fmaxf(mx[i], x);
+        }
+      }
+      float base[2], alpha[2];
+#pragma unroll
+      for (int i = 0; i < 2; ++i) {
+        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 1));
+        mx[i] = fmaxf(mx[i], __shfl_xor_sync(0xffffffffu, mx[i], 2));
+        // A row with no unmasked key so far keeps -inf: exponentials against 0 give zeros.
+        base[i] = mx[i] == -INFINITY ? 0.f : mx[i];
+        alpha[i] = exp2f(m_run[i] - base[i]);
+        m_run[i] = mx[i];
+      }
+      float sum[2] = {0.f, 0.f};
+#pragma unroll
+      for (int n = 0; n < 8; ++n) {
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const float p = exp2f(s[n][e] - base[e >> 1]);
+          s[n][e] = p;
+          sum[e >> 1] += p;
+        }
       }
 #pragma unroll
-      for (int dp = 0; dp < Tl::kDimTiles / 2; ++dp) {
-        uint32_t r[4];
-        ldmatrix_x4_trans(r, vt + v_ldmatrix_offset(lane, kk, dp, kLd));
-        mma_16816<T>(o[2 * dp], pa, r[0], r[1]);
-        mma_16816<T>(o[2 * dp + 1], pa, r[2], r[3]);
+      for (int i = 0; i < 2; ++i) l_run[i] = l_run[i] * alpha[i] + sum[i];
+#pragma unroll
+      for (int t = 0; t < Tl::kDimTiles; ++t) {
+        o[t][0] *= alpha[0];
+        o[t][1] *= alpha[0];
+        o[t][2] *= alpha[1];
+        o[t][3] *= alpha[1];
       }
-    }
+
+      // O += P V: 16 keys per k step.
+#pragma unroll
+      for (int kk = 0; kk < 4; ++kk) {
+        if (16 * kk >= live) break;
+        uint32_t pa[4];
+#pragma unroll
+        for (int r = 0; r < 4; ++r) {
+          pa[r] = pack2<T>(s[p_tile(kk, r)][p_elem(r)], s[p_tile(kk, r)][p_elem(r) + 1]);
+        }
+#pragma unroll
+        for (int dp = 0; dp < Tl::kDimTiles / 2; ++dp) {
+          uint32_t r[4];
+          ldmatrix_x4_trans(r, vt + v_ldmatrix_offset(lane, kk, dp, kLd));
+          mma_16816<T>(o[2 * dp], pa, r[0], r[1]);
+          mma_16816<T>(o[2 * dp + 1], pa, r[2], r[3]);
+        }
+      }
+    }                 // warp_active
     __syncthreads();  // the next iteration refills this buffer
   }
   cp_async_wait<0>();
