@@ -18,6 +18,7 @@
 
 #include "backend/cuda_backend.h"
 #include "kiln/kiln.h"
+#include "support/gpu_test_util.h"
 #include "unit/onnx_builder.h"
 
 #ifdef KILN_HAVE_CUDA
@@ -28,13 +29,9 @@
 namespace kiln {
 namespace {
 
-namespace ot = onnx::testing;
+using testing::rel_error;
 
-#define REQUIRE_GPU()                                        \
-  do {                                                       \
-    auto gpu_ = backend::cuda_device();                      \
-    if (!gpu_.ok()) GTEST_SKIP() << gpu_.status().message(); \
-  } while (0)
+namespace ot = onnx::testing;
 
 std::vector<float> randf(int64_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
   std::mt19937 rng(seed);
@@ -146,16 +143,6 @@ HostTensor run(Engine& e, const std::vector<std::pair<std::string, HostTensor>>&
   auto ctx = e.create_context();
   EXPECT_TRUE(ctx.ok()) << ctx.status().to_string();
   return ctx.ok() ? run(**ctx, in) : HostTensor{};
-}
-
-double rel_error(const HostTensor& a, const HostTensor& b) {
-  if (a.numel() != b.numel() || a.numel() == 0) return INFINITY;
-  double diff = 0, mag = 0;
-  for (int64_t i = 0; i < b.numel(); ++i) {
-    diff = std::max(diff, static_cast<double>(std::fabs(a.as<float>()[i] - b.as<float>()[i])));
-    mag = std::max(mag, static_cast<double>(std::fabs(b.as<float>()[i])));
-  }
-  return mag > 0 ? diff / mag : diff;
 }
 
 enum class Precision { kFp16, kBf16, kTf32, kFp32 };

@@ -14,15 +14,10 @@
 
 #include "backend/cuda_backend.h"
 #include "kiln/kiln.h"
+#include "support/gpu_test_util.h"
 
 namespace kiln {
 namespace {
-
-#define REQUIRE_GPU()                                        \
-  do {                                                       \
-    auto gpu_ = backend::cuda_device();                      \
-    if (!gpu_.ok()) GTEST_SKIP() << gpu_.status().message(); \
-  } while (0)
 
 constexpr int kThreads = 8;
 

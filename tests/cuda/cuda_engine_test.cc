@@ -12,6 +12,7 @@
 
 #include "backend/cuda_backend.h"
 #include "kiln/kiln.h"
+#include "support/gpu_test_util.h"
 
 #ifdef KILN_HAVE_CUDA
 #include <cuda_runtime_api.h>
@@ -20,15 +21,11 @@
 namespace kiln {
 namespace {
 
+using testing::rel_error;
+
 std::string model_path(const char* name) {
   return std::string(KILN_SOURCE_DIR) + "/models/" + name;
 }
-
-#define REQUIRE_GPU()                                        \
-  do {                                                       \
-    auto gpu_ = backend::cuda_device();                      \
-    if (!gpu_.ok()) GTEST_SKIP() << gpu_.status().message(); \
-  } while (0)
 
 HostTensor random_input(std::vector<int64_t> shape, uint32_t seed) {
   HostTensor x = HostTensor::zeros(DType::kFloat32, std::move(shape));
@@ -63,16 +60,6 @@ double max_abs_diff(const HostTensor& a, const HostTensor& b) {
     d = std::max(d, static_cast<double>(std::fabs(a.as<float>()[i] - b.as<float>()[i])));
   }
   return d;
-}
-
-// Max |a-b| relative to max |b|.
-double rel_error(const HostTensor& a, const HostTensor& b) {
-  double diff = 0, mag = 0;
-  for (int64_t i = 0; i < b.numel(); ++i) {
-    diff = std::max(diff, static_cast<double>(std::fabs(a.as<float>()[i] - b.as<float>()[i])));
-    mag = std::max(mag, static_cast<double>(std::fabs(b.as<float>()[i])));
-  }
-  return mag > 0 ? diff / mag : diff;
 }
 
 TEST(CudaEngine, ExampleMatchesTheCpuEngine) {

@@ -22,6 +22,7 @@
 
 #include "backend/cuda_backend.h"
 #include "kiln/kiln.h"
+#include "support/gpu_test_util.h"
 #include "unit/onnx_builder.h"
 
 #if defined(KILN_HAVE_CUDA) && KILN_HAVE_CUDA
@@ -30,12 +31,6 @@
 
 namespace kiln {
 namespace {
-
-#define REQUIRE_GPU()                                        \
-  do {                                                       \
-    auto gpu_ = backend::cuda_device();                      \
-    if (!gpu_.ok()) GTEST_SKIP() << gpu_.status().message(); \
-  } while (0)
 
 uint64_t flash_launches() {
 #if defined(KILN_HAVE_CUDA) && KILN_HAVE_CUDA

@@ -9,15 +9,12 @@
 
 #include "backend/cuda_backend.h"
 #include "kiln/kiln.h"
+#include "support/gpu_test_util.h"
 
 namespace kiln {
 namespace {
 
-#define REQUIRE_GPU()                                        \
-  do {                                                       \
-    auto gpu_ = backend::cuda_device();                      \
-    if (!gpu_.ok()) GTEST_SKIP() << gpu_.status().message(); \
-  } while (0)
+using testing::rel_error;
 
 std::string data_path(const char* name) {
   return std::string(KILN_SOURCE_DIR) + "/tests/passes/data/" + name;
@@ -54,16 +51,6 @@ HostTensor run(Engine& e, const std::vector<std::pair<std::string, HostTensor>>&
   EXPECT_TRUE(st.ok()) << st.to_string();
   const HostTensor* y = (*ctx)->output("out");
   return y ? *y : HostTensor{};
-}
-
-double rel_error(const HostTensor& a, const HostTensor& b) {
-  if (a.numel() != b.numel()) return INFINITY;
-  double diff = 0, mag = 0;
-  for (int64_t i = 0; i < b.numel(); ++i) {
-    diff = std::max(diff, static_cast<double>(std::fabs(a.as<float>()[i] - b.as<float>()[i])));
-    mag = std::max(mag, static_cast<double>(std::fabs(b.as<float>()[i])));
-  }
-  return mag > 0 ? diff / mag : diff;
 }
 
 void check(const char* model, bool bert) {

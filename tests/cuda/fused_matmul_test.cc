@@ -11,6 +11,7 @@
 
 #include "backend/cuda_backend.h"
 #include "ops/fused_matmul.h"
+#include "support/gpu_test_util.h"
 #include "support/matmul_model.h"
 
 #if defined(KILN_HAVE_CUDA) && KILN_HAVE_CUDA
@@ -24,12 +25,6 @@ namespace {
 
 using testing::compare_with_unfused_cpu;
 using testing::MatMulModel;
-
-#define REQUIRE_GPU()                                        \
-  do {                                                       \
-    auto gpu_ = backend::cuda_device();                      \
-    if (!gpu_.ok()) GTEST_SKIP() << gpu_.status().message(); \
-  } while (0)
 
 struct Precision {
   const char* name;

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include "backend/cuda_backend.h"
+#include "support/gpu_test_util.h"
 #include "support/matmul_model.h"
 
 namespace kiln {
@@ -16,12 +17,6 @@ namespace {
 using testing::float_of;
 using testing::host_of;
 using testing::weight_pb;
-
-#define REQUIRE_GPU()                                        \
-  do {                                                       \
-    auto gpu_ = backend::cuda_device();                      \
-    if (!gpu_.ok()) GTEST_SKIP() << gpu_.status().message(); \
-  } while (0)
 
 // y = Where(x > 0, erf((x + b) * 0.5) * sigmoid(x + b) + x, -(x + b) / 3), x [2, S, 64].
 std::string chain_model(int64_t s) {

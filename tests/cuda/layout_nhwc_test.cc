@@ -18,18 +18,15 @@
 #include "kiln/kiln.h"
 #include "ops/fused_conv.h"
 #include "ops/layout.h"
+#include "support/gpu_test_util.h"
 #include "unit/onnx_builder.h"
 
 namespace kiln {
 namespace {
 
-namespace ot = onnx::testing;
+using testing::rel_error;
 
-#define REQUIRE_GPU()                                        \
-  do {                                                       \
-    auto gpu_ = backend::cuda_device();                      \
-    if (!gpu_.ok()) GTEST_SKIP() << gpu_.status().message(); \
-  } while (0)
+namespace ot = onnx::testing;
 
 std::vector<float> randf(int64_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
   std::mt19937 rng(seed);
@@ -128,16 +125,6 @@ std::shared_ptr<Engine> build(const std::string& path, const BuilderConfig& c) {
   auto e = Engine::deserialize(*bytes);
   EXPECT_TRUE(e.ok()) << e.status().to_string();
   return e.ok() ? *e : nullptr;
-}
-
-double rel_error(const HostTensor& a, const HostTensor& b) {
-  if (a.numel() != b.numel() || a.numel() == 0) return INFINITY;
-  double diff = 0, mag = 0;
-  for (int64_t i = 0; i < b.numel(); ++i) {
-    diff = std::max(diff, static_cast<double>(std::fabs(a.as<float>()[i] - b.as<float>()[i])));
-    mag = std::max(mag, static_cast<double>(std::fabs(b.as<float>()[i])));
-  }
-  return mag > 0 ? diff / mag : diff;
 }
 
 void check(const Spec& s, const std::string& name, const std::vector<int64_t>& batches,

@@ -19,6 +19,7 @@
 #include "backend/cuda_backend.h"
 #include "backend/tactic.h"
 #include "kiln/kiln.h"
+#include "support/gpu_test_util.h"
 #include "unit/onnx_builder.h"
 
 #ifdef KILN_HAVE_CUDA
@@ -30,13 +31,9 @@ namespace fs = std::filesystem;
 namespace kiln {
 namespace {
 
-namespace ot = onnx::testing;
+using testing::rel_error;
 
-#define REQUIRE_GPU()                                        \
-  do {                                                       \
-    auto gpu_ = backend::cuda_device();                      \
-    if (!gpu_.ok()) GTEST_SKIP() << gpu_.status().message(); \
-  } while (0)
+namespace ot = onnx::testing;
 
 std::vector<float> randf(int64_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
   std::mt19937 rng(seed);
@@ -119,16 +116,6 @@ HostTensor run(Engine& e, int64_t n) {
   EXPECT_TRUE(st.ok()) << st.to_string();
   const HostTensor* y = (*ctx)->output("y");
   return y ? *y : HostTensor{};
-}
-
-double rel_error(const HostTensor& a, const HostTensor& b) {
-  if (a.numel() != b.numel() || a.numel() == 0) return INFINITY;
-  double diff = 0, mag = 0;
-  for (int64_t i = 0; i < b.numel(); ++i) {
-    diff = std::max(diff, static_cast<double>(std::fabs(a.as<float>()[i] - b.as<float>()[i])));
-    mag = std::max(mag, static_cast<double>(std::fabs(b.as<float>()[i])));
-  }
-  return mag > 0 ? diff / mag : diff;
 }
 
 // name → tactic of every layer.
