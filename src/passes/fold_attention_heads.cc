@@ -14,6 +14,8 @@
 namespace kiln::passes {
 namespace {
 
+using match::int_attr;
+
 using match::Uses;
 
 bool is_head_perm(const ir::Node* t) {
@@ -80,14 +82,6 @@ bool match_fold(const Uses& uses, const ir::Node* a, Fold* f) {
   f->nodes.push_back(t);
   f->nodes.push_back(r);
   return true;
-}
-
-ir::Attribute int_attr(const char* name, int64_t v) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::kInt;
-  a.i = v;
-  return a;
 }
 
 }  // namespace

@@ -10,19 +10,16 @@
 #include <unordered_set>
 
 #include "passes/pass_manager.h"
+#include "passes/pattern_match.h"
 
 namespace kiln::passes {
 namespace {
 
+using match::constant_of;
+
 bool is_float(DType t) {
   return t == DType::kFloat32 || t == DType::kFloat16 || t == DType::kBFloat16 ||
          t == DType::kFloat64;
-}
-
-// A constant that a run cannot override (graph inputs with defaults can be).
-const Tensor* constant_of(const ir::Value* v) {
-  if (v == nullptr || v->is_graph_input || !v->constant) return nullptr;
-  return v->constant.get();
 }
 
 // Per-channel factors of an inference BatchNormalization: y = x * s + t.

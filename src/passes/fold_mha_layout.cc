@@ -22,6 +22,9 @@
 namespace kiln::passes {
 namespace {
 
+using match::int_attr;
+using match::typed_value;
+
 using match::same_dim;
 using match::Uses;
 
@@ -376,24 +379,6 @@ bool close_group(const Uses& uses, Group* g) {
   }
   g->nodes.insert(g->nodes.end(), side.begin(), side.end());
   return true;
-}
-
-ir::Attribute int_attr(const char* name, int64_t v) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::kInt;
-  a.i = v;
-  return a;
-}
-
-ir::Value* typed_value(ir::Graph& graph, std::string_view hint, DType dt,
-                       std::vector<ir::Dim> dims) {
-  ir::Value* v = graph.new_value(hint);
-  ir::Shape sh;
-  sh.rank_known = true;
-  sh.dims = std::move(dims);
-  v->type = ir::TypeInfo::tensor(dt, sh);
-  return v;
 }
 
 }  // namespace

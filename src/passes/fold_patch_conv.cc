@@ -17,15 +17,14 @@
 namespace kiln::passes {
 namespace {
 
+using match::constant_of;
+using match::ints_attr;
+using match::typed_value;
+
 struct PatchConv {
   ir::Node* conv = nullptr;
   int64_t c = 0, h = 0, w = 0, m = 0, p = 0, q = 0;
 };
-
-const Tensor* constant_of(const ir::Value* v) {
-  if (v == nullptr || v->is_graph_input || !v->constant) return nullptr;
-  return v->constant.get();
-}
 
 bool all_equal(const std::vector<int64_t>& v, int64_t want) {
   for (int64_t x : v)
@@ -79,16 +78,6 @@ bool match_patch_conv(ir::Node* n, PatchConv* pc) {
   return pc->h % pc->p == 0 && pc->w % pc->q == 0 && pc->h > 0 && pc->w > 0 && pc->m > 0;
 }
 
-ir::Value* typed_value(ir::Graph& graph, std::string_view hint, DType dt,
-                       std::vector<ir::Dim> dims) {
-  ir::Value* v = graph.new_value(hint);
-  ir::Shape sh;
-  sh.rank_known = true;
-  sh.dims = std::move(dims);
-  v->type = ir::TypeInfo::tensor(dt, sh);
-  return v;
-}
-
 ir::Value* int64_constant(ir::Graph& graph, std::string_view hint,
                           const std::vector<int64_t>& values) {
   ir::Value* v = graph.new_value(hint);
@@ -96,14 +85,6 @@ ir::Value* int64_constant(ir::Graph& graph, std::string_view hint,
   v->type = ir::TypeInfo::tensor(DType::kInt64, ir::Shape::of({n}));
   v->constant = std::make_shared<const Tensor>(Tensor::from_vector<int64_t>({n}, values));
   return v;
-}
-
-ir::Attribute ints_attr(const char* name, std::vector<int64_t> v) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::kInts;
-  a.ints = std::move(v);
-  return a;
 }
 
 // Wm [C*p*q, M] = transpose of W viewed as [M, C*p*q], in W's dtype.

@@ -12,6 +12,8 @@
 namespace kiln::passes {
 namespace {
 
+using match::int_attr;
+
 using match::Uses;
 
 bool float_type(DType t) {
@@ -108,14 +110,6 @@ bool match_copy(const Uses& uses, const ir::Node* t, Match* m) {
     }
   }
   return m->cast != nullptr || m->pad != nullptr;
-}
-
-ir::Attribute int_attr(const char* name, int64_t v) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::kInt;
-  a.i = v;
-  return a;
 }
 
 }  // namespace

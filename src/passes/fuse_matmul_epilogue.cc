@@ -15,9 +15,13 @@
 
 #include "ops/fused_matmul.h"
 #include "passes/pass_manager.h"
+#include "passes/pattern_match.h"
 
 namespace kiln::passes {
 namespace {
+
+using match::int_attr;
+using match::string_attr;
 
 using ops::MatMulActivation;
 
@@ -181,22 +185,6 @@ std::optional<Match> match_gemm(const ir::Graph& g, const Uses& uses, ir::Node* 
   take_activation(g, uses, y, dt, &m);
   if (m.act == nullptr) return std::nullopt;
   return m;
-}
-
-ir::Attribute string_attr(const char* name, std::string v) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::kString;
-  a.s = std::move(v);
-  return a;
-}
-
-ir::Attribute int_attr(const char* name, int64_t v) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::kInt;
-  a.i = v;
-  return a;
 }
 
 // The bias as a [N] value: itself, or a reshaped copy of a [1, N] constant.

@@ -22,6 +22,11 @@
 namespace kiln::passes {
 namespace {
 
+using match::constant_of;
+using match::constant_value;
+using match::int_attr;
+using match::typed_value;
+
 using match::Uses;
 
 bool is_default(const ir::Node* n) {
@@ -35,11 +40,6 @@ const std::vector<ir::Dim>* dims_of(const ir::Value* v, int rank) {
 }
 
 // A constant no run can override (graph inputs with defaults can be).
-const Tensor* constant_of(const ir::Value* v) {
-  if (v == nullptr || v->is_graph_input || !v->constant) return nullptr;
-  return v->constant.get();
-}
-
 struct AttentionInfo {
   const ir::Node* node = nullptr;
   int64_t hq = 0, hkv = 0, d = 0;
@@ -235,22 +235,6 @@ bool match_projections(const AttentionInfo& at, Fusion* f) {
   return true;
 }
 
-ir::Attribute int_attr(const char* name, int64_t v) {
-  ir::Attribute a;
-  a.name = name;
-  a.type = ir::AttrType::kInt;
-  a.i = v;
-  return a;
-}
-
-ir::Value* typed_value(ir::Graph& graph, std::string_view hint, DType dt,
-                       std::vector<ir::Dim> dims) {
-  ir::Value* v = graph.new_value(hint);
-  v->type = ir::TypeInfo::tensor(dt, ir::Shape::of_rank(static_cast<int>(dims.size())));
-  v->type.shape.dims = std::move(dims);
-  return v;
-}
-
 // The three weights concatenated along N: [K, Nq + 2 Nkv] (columns) or, transposed, rows.
 Tensor concat_weights(const Fusion& f) {
   const Tensor* w[3];
@@ -305,13 +289,6 @@ bool concat_biases(const Fusion& f, DType dt, Tensor* out) {
     off += bytes;
   }
   return true;
-}
-
-ir::Value* constant_value(ir::Graph& graph, const std::string& hint, Tensor t) {
-  ir::Value* v = graph.new_value(hint);
-  v->type = ir::TypeInfo::tensor(t.dtype(), ir::Shape::of(t.shape()));
-  v->constant = std::make_shared<const Tensor>(std::move(t));
-  return v;
 }
 
 }  // namespace

@@ -150,4 +150,50 @@ void Claims::take(const std::vector<const ir::Node*>& nodes) {
   taken_.insert(nodes.begin(), nodes.end());
 }
 
+const Tensor* constant_of(const ir::Value* v) {
+  if (v == nullptr || v->is_graph_input || !v->constant) return nullptr;
+  return v->constant.get();
+}
+
+ir::Value* typed_value(ir::Graph& graph, std::string_view hint, DType dt,
+                       std::vector<ir::Dim> dims) {
+  ir::Value* v = graph.new_value(hint);
+  ir::Shape sh;
+  sh.rank_known = true;
+  sh.dims = std::move(dims);
+  v->type = ir::TypeInfo::tensor(dt, sh);
+  return v;
+}
+
+ir::Value* constant_value(ir::Graph& graph, std::string_view hint, Tensor t) {
+  ir::Value* v = graph.new_value(hint);
+  v->type = ir::TypeInfo::tensor(t.dtype(), ir::Shape::of(t.shape()));
+  v->constant = std::make_shared<const Tensor>(std::move(t));
+  return v;
+}
+
+ir::Attribute int_attr(std::string_view name, int64_t v) {
+  ir::Attribute a;
+  a.name = std::string(name);
+  a.type = ir::AttrType::kInt;
+  a.i = v;
+  return a;
+}
+
+ir::Attribute ints_attr(std::string_view name, std::vector<int64_t> v) {
+  ir::Attribute a;
+  a.name = std::string(name);
+  a.type = ir::AttrType::kInts;
+  a.ints = std::move(v);
+  return a;
+}
+
+ir::Attribute string_attr(std::string_view name, std::string v) {
+  ir::Attribute a;
+  a.name = std::string(name);
+  a.type = ir::AttrType::kString;
+  a.s = std::move(v);
+  return a;
+}
+
 }  // namespace kiln::passes::match

@@ -53,6 +53,18 @@ bool near(double v, double want, double rel = 1e-4);
 bool same_dim(const ir::Dim& a, const ir::Dim& b);
 bool dim_is(const ir::Dim& d, int64_t v);
 
+// A constant that a run cannot override (graph inputs with defaults can be), else null.
+const Tensor* constant_of(const ir::Value* v);
+// A new value of known rank typed dt[dims], named after `hint`.
+ir::Value* typed_value(ir::Graph& graph, std::string_view hint, DType dt,
+                       std::vector<ir::Dim> dims);
+// A new constant value holding `t`.
+ir::Value* constant_value(ir::Graph& graph, std::string_view hint, Tensor t);
+// Attributes for nodes the passes make.
+ir::Attribute int_attr(std::string_view name, int64_t v);
+ir::Attribute ints_attr(std::string_view name, std::vector<int64_t> v);
+ir::Attribute string_attr(std::string_view name, std::string v);
+
 // A matched subgraph: `removed` go away; `added` (made with Graph::add_node) take the place of
 // `anchor`, in order. The anchor is usually in `removed` too.
 struct Replacement {
