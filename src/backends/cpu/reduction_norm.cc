@@ -243,10 +243,11 @@ Status mvn_kernel(KernelContext& ctx) {
     KILN_ASSIGN_OR_RETURN(int d, axis_in_rank(ctx, a, rank, "axis"));
     red[static_cast<size_t>(d)] = true;
   }
-  // Group of each element: its index with the reduced dims dropped.
+  // Group of each element: its index with the reduced dims dropped. An empty tensor has no
+  // groups (its other dims may be huge: their product is not formed).
   std::vector<int64_t> gstride(static_cast<size_t>(rank), 0);
   int64_t ngroups = 1;
-  for (int d = rank; d-- > 0;) {
+  for (int d = rank; d-- > 0 && x.numel() > 0;) {
     if (!red[static_cast<size_t>(d)]) {
       gstride[static_cast<size_t>(d)] = ngroups;
       ngroups *= x.dim(d);
