@@ -29,17 +29,10 @@
 namespace kiln {
 namespace {
 
+using testing::randf;
 using testing::rel_error;
 
 namespace ot = onnx::testing;
-
-std::vector<float> randf(int64_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 struct ConvCase {
   std::string name;

@@ -31,17 +31,10 @@ namespace fs = std::filesystem;
 namespace kiln {
 namespace {
 
+using testing::randf;
 using testing::rel_error;
 
 namespace ot = onnx::testing;
-
-std::vector<float> randf(int64_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (float& x : v) x = d(rng);
-  return v;
-}
 
 // x [N, 16, 24, 24] → Conv 3x3 + bias → Relu → Conv 3x3 stride 2 → Flatten → Gemm (transB, bias)
 // → Relu → MatMul → y [N, 10]. N is dynamic.

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
+#include <vector>
 
 #include "backend/cuda_backend.h"
 #include "kiln/kiln.h"
@@ -17,6 +19,15 @@
   } while (0)
 
 namespace kiln::testing {
+
+// n floats drawn uniformly from [lo, hi) with a fixed seed.
+inline std::vector<float> randf(int64_t n, uint32_t seed, float lo = -1.f, float hi = 1.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> d(lo, hi);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = d(rng);
+  return v;
+}
 
 // Max |a - b| relative to max |b| over float32 tensors; infinity when the sizes differ or the
 // tensors are empty (an empty output is never the expected one in these tests).
