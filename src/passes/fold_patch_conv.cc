@@ -80,11 +80,8 @@ bool match_patch_conv(ir::Node* n, PatchConv* pc) {
 
 ir::Value* int64_constant(ir::Graph& graph, std::string_view hint,
                           const std::vector<int64_t>& values) {
-  ir::Value* v = graph.new_value(hint);
   const int64_t n = static_cast<int64_t>(values.size());
-  v->type = ir::TypeInfo::tensor(DType::kInt64, ir::Shape::of({n}));
-  v->constant = std::make_shared<const Tensor>(Tensor::from_vector<int64_t>({n}, values));
-  return v;
+  return match::constant_value(graph, hint, Tensor::from_vector<int64_t>({n}, values));
 }
 
 // Wm [C*p*q, M] = transpose of W viewed as [M, C*p*q], in W's dtype.
